@@ -1,0 +1,27 @@
+# The two commands of the README: `make quickstart` (the main job) and `make test` (everything).
+# Each creates .venv/ and installs the project on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of torch 2.13.0 keeps the install small; override e.g. TORCH_SPEC='torch>=2.13' for CUDA.
+TORCH_SPEC ?= torch==2.13.0
+MODE ?= auto
+PYTEST_ARGS ?=
+
+.PHONY: install quickstart test bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[dev]"
+	touch $@
+
+quickstart: install
+	$(VENV)/bin/piccolo quickstart --mode $(MODE)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf runs build .pytest_cache

@@ -1,0 +1,289 @@
+"""The three Piccolo2 losses as pure functions on embeddings, plus Matryoshka (MRL) nesting.
+
+Piccolo2 (arXiv 2405.06932, section 2.2 "hybrid loss") routes each task-homogeneous batch to the
+loss that fits its labels:
+
+=====================  ==========================  ==================================  ===========
+record ``type``        task families               loss                                 defaults
+=====================  ==========================  ==================================  ===========
+``retri_contrast``     retrieval, reranking        InfoNCE, in-batch + hard negatives   tau=0.01
+``cosent``             STS, pair classification    CoSENT ranking on graded scores      tau=0.05, w=0.04
+``cls_contrast``       classification, clustering  label-text contrast, no in-batch     tau=0.05, w=0.2
+=====================  ==========================  ==================================  ===========
+
+Every function takes embeddings in any float dtype and computes similarities and the softmax in
+float32 (bf16/fp16 logits at temperature 0.01 overflow or lose the ranking). Section 2.3's MRL
+is :func:`matryoshka`: the same loss on nested prefixes of the embedding, averaged.
+
+Introduced in notebooks/02_three_losses.ipynb.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _unit(x: Tensor) -> Tensor:
+    """L2-normalise the last dim, upcasting half precision to float32, so dots are cosines."""
+    return F.normalize(x.float() if x.dtype in (torch.float16, torch.bfloat16) else x, dim=-1)
+
+
+def retrieval_infonce(
+    query: Tensor,
+    positive: Tensor,
+    negatives: Tensor | None = None,
+    *,
+    temperature: float = 0.01,
+    positive_ids: Tensor | None = None,
+    negative_ids: Tensor | None = None,
+    target_offset: int = 0,
+) -> Tensor:
+    """InfoNCE with in-batch and hard negatives (report section 2.2, retrieval and reranking).
+
+    Each query i is scored against every positive and every hard negative of the batch; its target
+    is its own positive:  loss_i = -log softmax_j(cos(q_i, c_j) / tau)[target_i].
+
+    Args:
+        query: (B, D) query embeddings.
+        positive: (P, D) positive passages; P = B, or more when positives were gathered from other
+            ranks (then query i's positive is row ``target_offset + i``).
+        negatives: (B', K, D) hard negatives (all B'*K are candidates for every query), or None.
+        temperature: tau; the report uses 0.01.
+        positive_ids, negative_ids: optional (P,) and (B', K) integer ids of the candidate texts
+            (e.g. hashes of normalised text). A candidate whose id equals query i's positive id is
+            a false negative (the same passage twice in the batch) and is masked out for query i.
+        target_offset: index of this rank's first positive in ``positive``.
+
+    Returns:
+        Scalar: mean cross-entropy over the B queries.
+    """
+    q = _unit(query)  # (B, D)
+    candidates = _unit(positive)  # (P, D)
+    cand_ids = positive_ids
+    if negatives is not None and negatives.numel() > 0:
+        candidates = torch.cat([candidates, _unit(negatives).reshape(-1, negatives.shape[-1])])  # (P + B'K, D)
+        if cand_ids is not None and negative_ids is not None:
+            cand_ids = torch.cat([cand_ids, negative_ids.reshape(-1)])
+    logits = q @ candidates.T / temperature  # (B, P + B'K)
+    targets = torch.arange(q.shape[0], device=q.device) + target_offset  # (B,)
+    if positive_ids is not None and cand_ids is not None and cand_ids.numel() == candidates.shape[0]:
+        own = positive_ids[targets]  # (B,)
+        false_neg = cand_ids[None, :] == own[:, None]  # (B, C)
+        false_neg[torch.arange(q.shape[0]), targets] = False  # keep the real positive
+        logits = logits.masked_fill(false_neg, float("-inf"))
+    return F.cross_entropy(logits, targets)
+
+
+def cosent(
+    text: Tensor,
+    text_pair: Tensor,
+    scores: Tensor,
+    *,
+    temperature: float = 0.05,
+    weight: float = 0.04,
+) -> Tensor:
+    """CoSENT ranking loss on graded pair scores (report section 2.2, STS and pair classification).
+
+    With s_i = cos(text_i, text_pair_i) / tau, every pair of rows (i, j) whose gold scores say
+    i should rank above j (scores[i] > scores[j]) is penalised when s_j approaches s_i:
+
+        loss = weight * log(1 + sum_{scores[i] > scores[j]} exp(s_j - s_i))
+
+    Unlike a contrastive loss on binarised labels, it uses the full ordering of the scores.
+
+    Args:
+        text, text_pair: (B, D) embeddings of the two sides.
+        scores: (B,) gold similarity scores (any scale; only their order matters).
+        temperature: tau (0.05 in the report, i.e. scale 20).
+        weight: loss weight (0.04 in the report).
+
+    Returns:
+        Scalar. Zero when no pair is ordered (all scores equal, or B = 1).
+    """
+    sims = (_unit(text) * _unit(text_pair)).sum(-1) / temperature  # (B,)
+    diff = sims[None, :] - sims[:, None]  # (B, B): entry (i, j) = s_j - s_i
+    ordered = scores[:, None] > scores[None, :]  # (B, B): row i should rank above column j
+    diff = diff.masked_fill(~ordered, float("-inf")).reshape(-1)
+    zero = torch.zeros(1, device=diff.device, dtype=diff.dtype)
+    return weight * torch.logsumexp(torch.cat([zero, diff]), dim=0)
+
+
+def cls_contrast(
+    text: Tensor,
+    positive: Tensor,
+    negatives: Tensor,
+    *,
+    temperature: float = 0.05,
+    weight: float = 0.2,
+) -> Tensor:
+    """Label-text contrastive loss (report section 2.2, classification and clustering).
+
+    Each text is scored only against its own gold label text and its own K negative label texts:
+    other rows' labels are *not* negatives, because in a classification batch they are often the
+    same label (a false negative). Cross-entropy with target 0:
+
+        loss = weight * mean_i -log softmax([cos(t_i, p_i), cos(t_i, n_i1), ..., cos(t_i, n_iK)] / tau)[0]
+
+    Computed in O(B K D) with a batched dot product, never a B x (B K) matrix.
+
+    Args:
+        text: (B, D) text embeddings.
+        positive: (B, D) gold label-text embeddings.
+        negatives: (B, K, D) negative label-text embeddings.
+        temperature: tau (0.05 in the report).
+        weight: loss weight (0.2 in the report).
+
+    Returns:
+        Scalar.
+    """
+    t = _unit(text)  # (B, D)
+    pos = (t * _unit(positive)).sum(-1, keepdim=True)  # (B, 1)
+    neg = torch.einsum("bd,bkd->bk", t, _unit(negatives))  # (B, K)
+    logits = torch.cat([pos, neg], dim=1) / temperature  # (B, 1 + K)
+    targets = torch.zeros(t.shape[0], dtype=torch.long, device=t.device)
+    return weight * F.cross_entropy(logits, targets)
+
+
+def matryoshka(
+    loss_fn: Callable[..., Tensor],
+    dims: Sequence[int],
+    embeddings: Sequence[Tensor | None],
+    weights: Sequence[float] | None = None,
+    **loss_kwargs,
+) -> Tensor:
+    """Matryoshka Representation Learning: the loss on nested prefixes, averaged (report section 2.3).
+
+    ``loss_fn(*[e[..., :d] for e in embeddings], **loss_kwargs)`` for every d in ``dims``, then the
+    weighted mean (equal weights by default, as in the report). The embeddings are computed once:
+    only the cheap similarity part is repeated per dim.
+
+    Args:
+        loss_fn: one of the losses above (or any function of embedding tensors).
+        dims: nesting dims, e.g. (256, 512, 768, 1024, 1280, 1536, 1792).
+        embeddings: positional embedding arguments of ``loss_fn``; None passes through.
+        weights: one weight per dim (default: all 1).
+        **loss_kwargs: forwarded to ``loss_fn`` (scores, temperature, ids, ...).
+
+    Returns:
+        Scalar: sum_d w_d * loss_d / sum_d w_d.
+    """
+    if not dims:
+        raise ValueError("matryoshka needs at least one dim")
+    weights = [1.0] * len(dims) if weights is None else list(weights)
+    if len(weights) != len(dims):
+        raise ValueError(f"got {len(weights)} weights for {len(dims)} dims")
+    total = 0.0
+    for d, w in zip(dims, weights):
+        truncated = [e[..., :d] if e is not None else None for e in embeddings]
+        total = total + w * loss_fn(*truncated, **loss_kwargs)
+    return total / sum(weights)
+
+
+# --- Routing: record type -> loss, and the adapter the sentence-transformers Trainer calls ------
+
+TASK_LOSSES: dict[str, Callable[..., Tensor]] = {
+    "retri_contrast": retrieval_infonce,
+    "cosent": cosent,
+    "cls_contrast": cls_contrast,
+}
+DEFAULT_HPARAMS: dict[str, dict[str, float]] = {  # report section 3.1
+    "retri_contrast": {"temperature": 0.01, "weight": 1.0},
+    "cosent": {"temperature": 0.05, "weight": 0.04},
+    "cls_contrast": {"temperature": 0.05, "weight": 0.2},
+}
+ALIASES = {
+    "retrieval": "retri_contrast", "reranking": "retri_contrast",
+    "sts": "cosent", "pair_classification": "cosent",
+    "classification": "cls_contrast", "clustering": "cls_contrast",
+}
+
+
+def canonical_type(task_type: str) -> str:
+    """Map a record type or friendly alias to one of ``TASK_LOSSES``; unknown types are an error."""
+    name = ALIASES.get(task_type, task_type)
+    if name not in TASK_LOSSES:
+        valid = sorted(TASK_LOSSES) + sorted(ALIASES)
+        raise ValueError(f"unknown task type {task_type!r}; expected one of {valid}")
+    return name
+
+
+class PiccoloLoss(torch.nn.Module):
+    """Adapter: encodes a collated batch once, then calls the pure loss (with MRL over ``mrl_dims``).
+
+    The batch layout is the one :class:`piccolo_lib.data.PiccoloCollator` builds:
+
+    ==================  ===================================  ==========================================
+    task type           features (one forward pass each)     labels
+    ==================  ===================================  ==========================================
+    ``retri_contrast``  query (B), positive (B), neg (B*K)   (B, 1+K) int64 text ids (false negatives)
+    ``cosent``          text (B), text_pair (B)              (B,) scores
+    ``cls_contrast``    text (B), distinct label texts (U)   (B, 1+K) indices into the U label texts
+    ==================  ===================================  ==========================================
+
+    Encoding each distinct label text once per batch (instead of B*(1+K) label strings) gives the
+    same loss and gradient as the reference code's strategy with far fewer rows encoded.
+
+    Extra keyword arguments from the Trainer (e.g. ``num_items_in_batch``) are accepted and ignored.
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        task_type: str,
+        *,
+        mrl_dims: Sequence[int] | None = None,
+        mrl_weights: Sequence[float] | None = None,
+        temperature: float | None = None,
+        weight: float | None = None,
+        dataset_name: str | None = None,
+        tracker: list | None = None,
+    ) -> None:
+        super().__init__()
+        self.model = model
+        self.task_type = canonical_type(task_type)
+        hp = DEFAULT_HPARAMS[self.task_type]
+        self.temperature = hp["temperature"] if temperature is None else temperature
+        self.weight = hp["weight"] if weight is None else weight
+        self.mrl_dims = list(mrl_dims) if mrl_dims else None
+        self.mrl_weights = mrl_weights
+        self.dataset_name = dataset_name
+        self.tracker = tracker  # the training callback reads (dataset, task, loss) from here
+
+    def _embed(self, feature: dict[str, Tensor]) -> Tensor:
+        return self.model(feature)["sentence_embedding"]
+
+    def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None, **_: object) -> Tensor:
+        embs = [self._embed(f) for f in features]
+        if self.task_type == "retri_contrast":
+            query, positive = embs[0], embs[1]
+            b = query.shape[0]
+            negatives = embs[2].reshape(b, -1, embs[2].shape[-1]) if len(embs) > 2 else None
+            ids = labels
+            kwargs = dict(
+                temperature=self.temperature,
+                positive_ids=None if ids is None else ids[:, 0],
+                negative_ids=None if ids is None or negatives is None else ids[:, 1:],
+            )
+            args, fn = (query, positive, negatives), retrieval_infonce
+            scale = self.weight
+        elif self.task_type == "cosent":
+            args, fn = (embs[0], embs[1]), cosent
+            kwargs = dict(scores=labels.float(), temperature=self.temperature, weight=self.weight)
+            scale = 1.0
+        else:
+            text, distinct = embs
+            args = (text, distinct[labels[:, 0]], distinct[labels[:, 1:]])  # gather: (B,D), (B,K,D)
+            fn, scale = cls_contrast, 1.0
+            kwargs = dict(temperature=self.temperature, weight=self.weight)
+        if self.mrl_dims:
+            loss = matryoshka(fn, self.mrl_dims, args, self.mrl_weights, **kwargs)
+        else:
+            loss = fn(*args, **kwargs)
+        loss = scale * loss
+        if self.tracker is not None:
+            self.tracker.append((self.dataset_name, self.task_type, float(loss.detach())))
+        return loss

@@ -1,0 +1,97 @@
+"""The Piccolo2 model: backbone + pooling + a widening linear projection, in sentence-transformers form.
+
+Report section 2.3 ("dimension scaling up"): a learnable linear layer widens the backbone's
+1024-dim output to 1792, and Matryoshka training makes every prefix of it usable. The model is a
+plain :class:`sentence_transformers.SentenceTransformer` (Transformer -> Pooling -> Dense), so a
+saved folder loads with ``SentenceTransformer(path)`` and no piccolo_lib import, and
+``SentenceTransformer(path, truncate_dim=256)`` gives the 256-dim prefix.
+
+Introduced in notebooks/03_projection_head.ipynb.
+"""
+
+from __future__ import annotations
+
+import torch
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
+
+from .backbones import resolve_backbone
+
+REPORT_DIMS = (256, 512, 768, 1024, 1280, 1536, 1792)  # report table 4
+REPORT_WIDTH, REPORT_HIDDEN = 1792, 1024
+
+
+def default_projection_dim(hidden: int) -> int:
+    """The report's ratio 1792 / 1024 = 1.75, applied to any hidden size (1024 -> 1792, 128 -> 224)."""
+    return round(hidden * REPORT_WIDTH / REPORT_HIDDEN)
+
+
+def default_mrl_dims(width: int) -> list[int]:
+    """The report's nesting dims scaled to ``width`` (1792 -> the report's; 224 -> 32, 64, ..., 224)."""
+    return sorted({max(1, round(width * d / REPORT_WIDTH)) for d in REPORT_DIMS})
+
+
+def projection(hidden: int, width: int, *, seed: int = 0) -> Dense:
+    """The widening head, initialised so training starts from the backbone's own embedding.
+
+    Init: the first ``hidden`` outputs copy the pooled embedding (identity), the extra
+    ``width - hidden`` outputs start small (normal, std 0.02, as BERT initialises its layers) and
+    the bias at zero. So at step 0 every MRL prefix up to ``hidden`` is exactly the backbone's
+    embedding prefix and the full vector's cosine is nearly the backbone's: a random head would
+    instead scramble a pretrained backbone's geometry before the first step.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    weight = torch.randn(width, hidden, generator=gen) * 0.02
+    n = min(width, hidden)
+    weight[:n, :n] = torch.eye(n)
+    return Dense(hidden, width, bias=True, activation_function=torch.nn.Identity(),
+                 init_weight=weight, init_bias=torch.zeros(width))
+
+
+def build_model(
+    backbone: str,
+    *,
+    pooling: str = "auto",
+    projection_dim: int | None = None,
+    max_seq_length: int = 512,
+    normalize: bool = False,
+    prompts: dict[str, str] | None = None,
+    seed: int = 0,
+    trust_remote_code: bool = False,
+    device: str | None = None,
+) -> SentenceTransformer:
+    """Build a Piccolo2-style SentenceTransformer from a backbone.
+
+    Args:
+        backbone: ``offline-bert``, ``offline-decoder``, ``minilm``, a local folder or a hub name.
+        pooling: ``mean``, ``cls``, ``lasttoken`` (decoder LLMs, piccolo-gpt) or ``auto``
+            (lasttoken for decoder-only configs, else mean).
+        projection_dim: width of the linear head; None: 1.75 x hidden (the report's 1024 -> 1792);
+            0: no head.
+        max_seq_length: truncation length.
+        normalize: append a Normalize module (the losses use cosine anyway).
+        prompts: sentence-transformers prompts (e.g. {"query": "..."}) saved with the model.
+        seed: seed for the head's initialisation.
+        trust_remote_code: off unless the user asks; passed to transformers.
+    """
+    path = resolve_backbone(backbone, seed=seed)
+    kwargs = {"trust_remote_code": trust_remote_code} if trust_remote_code else {}
+    transformer = Transformer(path, max_seq_length=max_seq_length, model_kwargs=kwargs or None,
+                              config_kwargs=kwargs or None, processor_kwargs=kwargs or None)
+    hidden = transformer.get_embedding_dimension()
+    config = transformer.auto_model.config
+    if pooling == "auto":
+        is_decoder = getattr(config, "is_decoder", False) or not hasattr(config, "type_vocab_size")
+        pooling = "lasttoken" if is_decoder and config.model_type != "bert" else "mean"
+    modules: list[torch.nn.Module] = [transformer, Pooling(hidden, pooling_mode=pooling)]
+    width = default_projection_dim(hidden) if projection_dim is None else projection_dim
+    if width:
+        modules.append(projection(hidden, width, seed=seed))
+    if normalize:
+        modules.append(Normalize())
+    return SentenceTransformer(modules=modules, prompts=prompts, device=device)
+
+
+def embedding_dim(model: SentenceTransformer) -> int:
+    """Output width of the model (the projection's, when it has one)."""
+    return model.get_sentence_embedding_dimension()

