@@ -94,4 +94,4 @@ def build_model(
 
 def embedding_dim(model: SentenceTransformer) -> int:
     """Output width of the model (the projection's, when it has one)."""
-    return model.get_sentence_embedding_dimension()
+    return model.get_embedding_dimension()

@@ -1,0 +1,221 @@
+"""Training: one YAML config -> a fine-tuned Piccolo2-style model, on the sentence-transformers Trainer.
+
+The Trainer (and through it transformers/accelerate) does the loop, mixed precision, gradient
+checkpointing, DDP and checkpoints. This module adds what Piccolo2 needs on top: one loss per
+dataset routed by record type (a dict of :class:`~piccolo_lib.losses.PiccoloLoss`), the
+rank-aligned task-homogeneous sampler, the collator, and a per-step ``metrics.jsonl``.
+
+The same entry point runs in one process or under ``torchrun --nproc_per_node N``.
+
+Introduced in notebooks/05_multi_device.ipynb.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import json
+import os
+import time
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .data import load_train_sets, summary
+from .losses import canonical_type
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run (YAML keys; ``key=value`` overrides on the command line)."""
+
+    backbone: str = "offline-bert"  # or a hub name, e.g. sensenova/piccolo-large-zh-v2
+    pooling: str = "auto"  # mean | cls | lasttoken | auto
+    projection_dim: int | None = None  # None: 1.75 x hidden (report: 1024 -> 1792); 0: no head
+    mrl_dims: list[int] | None = None  # None: the report's dims scaled to the width; []: no MRL
+    max_seq_length: int = 512
+    data: list[str] = field(default_factory=lambda: ["data_samples/train/meta_list.txt"])
+    data_root: str | None = None  # root of the meta list's folders (default: the list's folder)
+    losses: dict[str, dict[str, float]] = field(default_factory=dict)  # {type: {temperature, weight}}
+    batch_size: int = 32  # per device
+    neg_num: int = 1  # hard negatives per retrieval row (reference: 1)
+    cls_neg_num: int = 10  # negative label texts per classification row (reference: 10)
+    query_max_len: int = 64
+    passage_max_len: int = 128
+    query_prompt: str = ""
+    passage_prompt: str = ""
+    sampling: str = "size"  # size | explicit | temperature
+    sampling_weights: list[float] | None = None
+    sampling_temperature: float = 1.0
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    lr: float = 2e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    gradient_checkpointing: bool = False
+    grad_accum: int = 1
+    logging_steps: int = 10  # console; metrics.jsonl gets every step
+    save_steps: int = 0  # 0: save only the final model
+    output_dir: str = "runs/quickstart"
+    resume: bool = False
+    trust_remote_code: bool = False
+    deepspeed: str | None = None
+    device: str = "auto"  # auto | cpu | cuda
+    mode: str = "auto"  # quick | full | auto
+
+
+def _coerce(name: str, raw: str):
+    """Parse a ``key=value`` override with YAML rules (``1e-5``, ``true``, ``[1, 2]``, ``null``)."""
+    value = yaml.safe_load(raw)
+    return str(value) if name in ("backbone", "output_dir", "query_prompt", "passage_prompt") else value
+
+
+def _typed(key: str, value, source: str):
+    """Numbers YAML 1.1 reads as strings (``1e-4``) become floats; a non-number is a clear error."""
+    hint = str(typing.get_type_hints(TrainConfig)[key])
+    if isinstance(value, str) and hint in ("<class 'float'>", "<class 'int'>"):
+        try:
+            return float(value) if "float" in hint else int(value)
+        except ValueError:
+            raise ValueError(f"{source}: key {key!r}: expected a number, got {value!r}") from None
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> TrainConfig:
+    """Read a YAML config (safe loader) and apply overrides; unknown keys are an error with a hint."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) if path else {}
+    raw = raw or {}
+    if isinstance(overrides, dict):
+        raw.update(overrides)
+    for item in overrides or [] if not isinstance(overrides, dict) else []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        raw[key.strip()] = _coerce(key.strip(), value)
+    valid = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in raw:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{path or 'config'}: unknown key {key!r}{hint} (valid keys: {', '.join(valid)})")
+    raw = {k: _typed(k, v, str(path or "config")) for k, v in raw.items()}
+    if isinstance(raw.get("data"), str):
+        raw["data"] = [raw["data"]]
+    for key in raw.get("losses") or {}:
+        canonical_type(key)
+    return TrainConfig(**raw)
+
+
+def _resolve(path: str) -> str:
+    """Relative data paths are tried against the working directory, then the repo root."""
+    p = Path(path)
+    return str(p if p.is_absolute() or p.exists() else REPO_ROOT / p)
+
+
+def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
+    """A TrainerCallback writing one JSON line per optimizer step (rank 0 only)."""
+    from transformers import TrainerCallback
+
+    class MetricsLogger(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kwargs):
+            entries, tracker[:] = list(tracker), []
+            if not state.is_world_process_zero or not entries:
+                return
+            sched = kwargs.get("lr_scheduler")
+            dt = time.perf_counter() - self.t0
+            line = {
+                "step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
+                "dataset": entries[0][0], "task": entries[0][1],
+                "loss": sum(e[2] for e in entries) / len(entries),
+                "lr": sched.get_last_lr()[0] if sched is not None else None,
+                "samples_per_second": round(rows_per_step / dt, 2) if dt > 0 else None,
+            }
+            with metrics_path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(line, ensure_ascii=False) + "\n")
+
+    return MetricsLogger()
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train and save. Returns the folder of the final SentenceTransformer model.
+
+    Bad data raises :class:`piccolo_lib.data.DataError` before any model is built.
+    """
+    import torch
+    from datasets import DatasetDict
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from transformers import set_seed
+
+    from .losses import PiccoloLoss
+    from .model import build_model, default_mrl_dims, embedding_dim
+    from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
+
+    sets = load_train_sets([_resolve(p) for p in cfg.data], root=cfg.data_root and _resolve(cfg.data_root),
+                           neg_num=0, batch_size=cfg.batch_size)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    if rank0:
+        print(summary(sets))
+    set_seed(cfg.seed)
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    model = build_model(cfg.backbone, pooling=cfg.pooling, projection_dim=cfg.projection_dim,
+                        max_seq_length=cfg.max_seq_length, seed=cfg.seed,
+                        trust_remote_code=cfg.trust_remote_code, device="cuda" if use_cuda else "cpu")
+    dims = default_mrl_dims(embedding_dim(model)) if cfg.mrl_dims is None else list(cfg.mrl_dims)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path = out / "metrics.jsonl"
+    if rank0 and not cfg.resume and metrics_path.exists():
+        metrics_path.unlink()
+
+    tracker: list = []
+    specs, losses, train_sets = {}, {}, {}
+    for s in sets:
+        k = cfg.neg_num if s.task_type == "retri_contrast" else cfg.cls_neg_num if s.task_type == "cls_contrast" else 0
+        specs[s.name] = TaskSpec(s.task_type, k, cfg.query_prompt, cfg.passage_prompt)
+        hp = cfg.losses.get(s.task_type, {}) or next(
+            (v for a, v in cfg.losses.items() if canonical_type(a) == s.task_type), {})
+        losses[s.name] = PiccoloLoss(model, s.task_type, mrl_dims=dims, dataset_name=s.name, tracker=tracker,
+                                     temperature=hp.get("temperature"), weight=hp.get("weight"))
+        train_sets[s.name] = s.dataset.add_column("_row", list(range(len(s.dataset))))
+    state = EpochState()
+    collator = PiccoloCollator(model.preprocess, specs, seed=cfg.seed, query_max_len=cfg.query_max_len,
+                               passage_max_len=cfg.passage_max_len, state=state)
+    sampler = functools.partial(TaskHomogeneousBatchSampler, world_size=world_size,
+                                repeats=[s.repeat for s in sets], mode=cfg.sampling,
+                                weights=cfg.sampling_weights, temperature=cfg.sampling_temperature, state=state)
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
+        weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, seed=cfg.seed,
+        data_seed=cfg.seed, bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16",
+        gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
+        save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
+        report_to="none", use_cpu=not use_cuda, ddp_backend="gloo" if world_size > 1 and not use_cuda else None,
+        multi_dataset_batch_sampler=sampler, remove_unused_columns=False, deepspeed=cfg.deepspeed,
+        dataloader_num_workers=0,  # the collator reads the epoch from the sampler's shared state
+    )
+    callback = make_callback(tracker, metrics_path, cfg.batch_size * world_size * cfg.grad_accum)
+    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=DatasetDict(train_sets),
+                                         loss=losses, data_collator=collator, callbacks=[callback])
+    resume = cfg.resume and any((out / "checkpoints").glob("checkpoint-*"))
+    trainer.train(resume_from_checkpoint=True if resume else None)
+    final = out / "final"
+    if trainer.is_world_process_zero():
+        model.model_card_data.tags = ["piccolo2", "sentence-transformers", "matryoshka"]
+        model.save(str(final), safe_serialization=True)
+        (final / "piccolo_training.json").write_text(json.dumps({
+            "config": dataclasses.asdict(cfg), "mrl_dims": dims,
+            "data": [{"name": s.name, "type": s.task_type, "rows": len(s.dataset), "repeat": s.repeat} for s in sets],
+        }, ensure_ascii=False, indent=2), encoding="utf-8")
+    return final

