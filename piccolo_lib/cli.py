@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         from sentence_transformers import SentenceTransformer
 
         from .backbones import DATA_SAMPLES
-        from .evaluation import evaluate_model, format_table, local_tasks
+        from .evaluation import evaluate_model, local_tasks
+        from .reporting import format_table
 
         model = SentenceTransformer(args.model)
         tasks = local_tasks(args.data_dir or DATA_SAMPLES / "eval")

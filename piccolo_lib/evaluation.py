@@ -50,7 +50,7 @@ from sentence_transformers import SentenceTransformer
 from sklearn.exceptions import UndefinedMetricWarning
 from threadpoolctl import ThreadpoolController
 
-CATEGORIES = ("Classification", "Clustering", "PairClassification", "Reranking", "Retrieval", "STS")
+from .reporting import CATEGORIES, aggregate, format_table  # noqa: F401  (format_table: re-exported)
 TFIDF_NAME = "tfidf-char-ngram"
 _REVISION = "local"  # mteb's model-revision folder: a model is identified by model_name alone
 _TASK_VERSION = "1"  # part of each task's data hash: bump it when task construction changes
@@ -320,13 +320,10 @@ def evaluate_model(model: Any, tasks: list, output_dir: str | Path, *, model_nam
         task_scores[task.metadata.name] = {  # mteb stores fractions rounded to 6 decimals
             "category": task.metadata.type, "main_score": round(100 * float(score), 4),
             "metric": task.metadata.main_score, "split": split}
-    per_category: dict[str, list[float]] = {}
-    for t in task_scores.values():
-        per_category.setdefault(t["category"], []).append(t["main_score"])
+    categories, average = aggregate(task_scores)
     return {"model": model_name, "truncate_dim": truncate_dim, "mteb_version": mteb.__version__,
             "results_dir": str(cache.get_task_result_path("x", meta).parent), "tasks": task_scores,
-            "categories": {c: float(np.mean(v)) for c, v in per_category.items()},
-            "average": float(np.mean([t["main_score"] for t in task_scores.values()]))}
+            "categories": categories, "average": average}
 
 
 class TfidfEncoder:
@@ -367,15 +364,3 @@ def tfidf_baseline(tasks: list, output_dir: str | Path, fit_texts: list[str] | N
         raise ValueError("No texts to fit the TF-IDF vocabulary on; pass fit_texts")
     return evaluate_model(TfidfEncoder(fit_texts), tasks, output_dir, model_name=TFIDF_NAME,
                           batch_size=256, show_progress=False)
-
-
-def format_table(summaries: list[dict]) -> str:
-    """Markdown table: a row per summary (model, dim), a column per category and 'Average' (2 decimals)."""
-    seen = {c for s in summaries for c in s["categories"]}
-    cats = [c for c in CATEGORIES if c in seen] + sorted(seen - set(CATEGORIES))
-    lines = ["| " + " | ".join(["Model", "Dim", *cats, "Average"]) + " |", "|" + "---|" * (len(cats) + 3)]
-    for s in summaries:
-        cells = [s["model"], str(s["truncate_dim"] or "full")]
-        cells += [f"{s['categories'][c]:.2f}" if c in s["categories"] else "-" for c in cats]
-        lines.append("| " + " | ".join([*cells, f"{s['average']:.2f}"]) + " |")
-    return "\n".join(lines)

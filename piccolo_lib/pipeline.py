@@ -37,8 +37,9 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     mode = runtime.setup(mode)
     from sentence_transformers import SentenceTransformer
 
-    from .evaluation import evaluate_model, format_table, local_tasks, tfidf_baseline
+    from .evaluation import evaluate_model, local_tasks, tfidf_baseline
     from .model import build_model
+    from .reporting import format_table
 
     cfg = load_config(config or (QUICK_CONFIG if mode == "quick" else FULL_CONFIG), overrides)
     out = Path(cfg.output_dir)

@@ -196,10 +196,11 @@ def train(cfg: TrainConfig) -> Path:
                                 weights=cfg.sampling_weights, temperature=cfg.sampling_temperature, state=state)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr, warmup_ratio=cfg.warmup_ratio,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
         weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, seed=cfg.seed,
         data_seed=cfg.seed, bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16",
-        gradient_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
+        activation_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
         save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
         report_to="none", use_cpu=not use_cuda, ddp_backend="gloo" if world_size > 1 and not use_cuda else None,
         multi_dataset_batch_sampler=sampler, remove_unused_columns=False, deepspeed=cfg.deepspeed,

@@ -38,7 +38,7 @@ def test_torch_range_admits_the_offline_cpu_build():
 
 
 @pytest.mark.parametrize("module", ["backbones", "cli", "data", "evaluation", "losses", "model",
-                                    "pipeline", "runtime", "sampling", "training"])
+                                    "pipeline", "reporting", "runtime", "sampling", "training"])
 def test_every_module_imports(module):
     importlib.import_module(f"piccolo_lib.{module}")
 

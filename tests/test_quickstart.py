@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from piccolo_lib.evaluation import CATEGORIES
+from piccolo_lib.reporting import CATEGORIES
 
 
 @pytest.mark.slow
