@@ -183,6 +183,31 @@ def matryoshka(
     return total / sum(weights)
 
 
+def gather_candidates(positive: Tensor, negatives: Tensor | None, positive_ids: Tensor | None,
+                      negative_ids: Tensor | None):
+    """Cross-device negatives: concatenate every rank's positives and negatives (gradients flow back).
+
+    Each rank's queries then score against W*B positives and W*B*K negatives; its own positives
+    start at row ``rank * B``. Under DDP (gradients averaged over ranks) this gives the same update
+    as one process holding the whole global batch. Outside torch.distributed it changes nothing.
+
+    Returns:
+        (positive (W*B, D), negatives (W*B, K, D) or None, positive_ids, negative_ids, target_offset)
+    """
+    import torch.distributed as dist
+    from sentence_transformers.util.distributed import all_gather
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return positive, negatives, positive_ids, negative_ids, 0
+    offset = dist.get_rank() * positive.shape[0]
+    positive = all_gather(positive, with_grad=True)
+    if negatives is not None:
+        negatives = all_gather(negatives.contiguous(), with_grad=True)
+    positive_ids = None if positive_ids is None else all_gather(positive_ids.contiguous())
+    negative_ids = None if negative_ids is None else all_gather(negative_ids.contiguous())
+    return positive, negatives, positive_ids, negative_ids, offset
+
+
 # --- Routing: record type -> loss, and the adapter the sentence-transformers Trainer calls ------
 
 TASK_LOSSES: dict[str, Callable[..., Tensor]] = {
@@ -241,6 +266,7 @@ class PiccoloLoss(torch.nn.Module):
         weight: float | None = None,
         dataset_name: str | None = None,
         tracker: list | None = None,
+        cross_device: bool = False,
     ) -> None:
         super().__init__()
         self.model = model
@@ -252,6 +278,7 @@ class PiccoloLoss(torch.nn.Module):
         self.mrl_weights = mrl_weights
         self.dataset_name = dataset_name
         self.tracker = tracker  # the training callback reads (dataset, task, loss) from here
+        self.cross_device = cross_device  # retrieval: positives/negatives of every rank are candidates
 
     def _embed(self, feature: dict[str, Tensor]) -> Tensor:
         return self.model(feature)["sentence_embedding"]
@@ -262,12 +289,13 @@ class PiccoloLoss(torch.nn.Module):
             query, positive = embs[0], embs[1]
             b = query.shape[0]
             negatives = embs[2].reshape(b, -1, embs[2].shape[-1]) if len(embs) > 2 else None
-            ids = labels
-            kwargs = dict(
-                temperature=self.temperature,
-                positive_ids=None if ids is None else ids[:, 0],
-                negative_ids=None if ids is None or negatives is None else ids[:, 1:],
-            )
+            pos_ids = None if labels is None else labels[:, 0]
+            neg_ids = None if labels is None or negatives is None else labels[:, 1:]
+            offset = 0
+            if self.cross_device:
+                positive, negatives, pos_ids, neg_ids, offset = gather_candidates(positive, negatives, pos_ids, neg_ids)
+            kwargs = dict(temperature=self.temperature, positive_ids=pos_ids, negative_ids=neg_ids,
+                          target_offset=offset)
             args, fn = (query, positive, negatives), retrieval_infonce
             scale = self.weight
         elif self.task_type == "cosent":

@@ -47,6 +47,7 @@ class TrainConfig:
     cls_neg_num: int = 10  # negative label texts per classification row (reference: 10)
     query_max_len: int = 64
     passage_max_len: int = 128
+    cross_device_negatives: bool = False  # retrieval: every rank's passages are negatives (reference: off)
     query_prompt: str = ""
     passage_prompt: str = ""
     sampling: str = "size"  # size | explicit | temperature
@@ -186,7 +187,8 @@ def train(cfg: TrainConfig) -> Path:
         hp = cfg.losses.get(s.task_type, {}) or next(
             (v for a, v in cfg.losses.items() if canonical_type(a) == s.task_type), {})
         losses[s.name] = PiccoloLoss(model, s.task_type, mrl_dims=dims, dataset_name=s.name, tracker=tracker,
-                                     temperature=hp.get("temperature"), weight=hp.get("weight"))
+                                     temperature=hp.get("temperature"), weight=hp.get("weight"),
+                                     cross_device=cfg.cross_device_negatives)
         train_sets[s.name] = s.dataset.add_column("_row", list(range(len(s.dataset))))
     state = EpochState()
     collator = PiccoloCollator(model.preprocess, specs, seed=cfg.seed, query_max_len=cfg.query_max_len,

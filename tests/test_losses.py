@@ -172,3 +172,17 @@ def test_retrieval_adapter_with_mrl_uses_one_forward_pass_per_column():
     q, p, n = (model(f)["sentence_embedding"] for f in feats)
     expected = matryoshka(retrieval_infonce, [2, 4, 6], (q, p, n[:, None]))
     assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_infonce_equals_sentence_transformers_mnrl_with_scale_1_over_tau(emb):
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    q, p, n = emb(6, 8).float(), emb(6, 8).float(), emb(6, 8).float()  # one hard negative per row
+
+    class Fixed(torch.nn.Module):
+        def forward(self, f):
+            return {"sentence_embedding": f["e"]}
+
+    mnrl = MultipleNegativesRankingLoss(Fixed(), scale=1 / 0.01)
+    theirs = mnrl([{"e": q}, {"e": p}, {"e": n}], None)
+    assert retrieval_infonce(q, p, n[:, None]).item() == pytest.approx(theirs.item(), rel=1e-5)

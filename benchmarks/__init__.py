@@ -1,0 +1,1 @@
+"""Benchmarks: run with `python -m benchmarks [--quick]`; results go to benchmarks/RESULTS.md."""
