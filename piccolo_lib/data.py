@@ -144,7 +144,7 @@ def to_dataset(records: Records, source: str = "") -> datasets.Dataset:
         raise DataError(f"{source}: rows cannot be stored as one table: {e}") from None
 
 
-def validate(ds: Records, source: str, *, task_type: str | None = None, neg_num: int = 0,
+def validate(ds: Records, source: str, *, task_type: str | None = None, neg_num: int | dict[str, int] = 0,
              batch_size: int | None = None) -> tuple[str, list[str]]:
     """Check a dataset against its record type.
 
@@ -169,6 +169,8 @@ def validate(ds: Records, source: str, *, task_type: str | None = None, neg_num:
         task_type = canonical_type(task_type)
     except ValueError as e:
         return "", [f"{source}: field 'type': {e}"]
+    if isinstance(neg_num, dict):  # per record type, e.g. {"retri_contrast": 1, "cls_contrast": 10}
+        neg_num = neg_num.get(task_type, 0)
     missing = [c for c in RECORD_COLUMNS[task_type] if c not in columns]
     if missing:
         return task_type, [f"{source}: missing column(s) {missing} for type {task_type!r}; "
@@ -208,7 +210,7 @@ def read_meta_list(path: str | Path, root: str | Path | None = None) -> list[tup
 
 
 def load_train_sets(paths: list[str | Path] | str | Path, *, root: str | Path | None = None,
-                    neg_num: int = 0, batch_size: int | None = None) -> list[TrainSet]:
+                    neg_num: int | dict[str, int] = 0, batch_size: int | None = None) -> list[TrainSet]:
     """Load and validate every training dataset; raise one DataError listing all problems.
 
     ``paths`` is a meta list (``.txt``), or one or more data files/folders (repeat 1 each).

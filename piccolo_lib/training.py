@@ -48,8 +48,9 @@ class TrainConfig:
     query_max_len: int = 64
     passage_max_len: int = 128
     cross_device_negatives: bool = False  # retrieval: every rank's passages are negatives (reference: off)
-    query_prompt: str = ""
-    passage_prompt: str = ""
+    query_prompt: str = ""  # prefix/instruction for retrieval queries (saved as the model's "query" prompt)
+    passage_prompt: str = ""  # prefix for passages (saved as the "document" prompt)
+    dataset_prompts: dict[str, dict[str, str]] = field(default_factory=dict)  # {dataset: {query, passage}}
     sampling: str = "size"  # size | explicit | temperature
     sampling_weights: list[float] | None = None
     sampling_temperature: float = 1.0
@@ -162,7 +163,11 @@ def train(cfg: TrainConfig) -> Path:
     from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
 
     sets = load_train_sets([_resolve(p) for p in cfg.data], root=cfg.data_root and _resolve(cfg.data_root),
-                           neg_num=0, batch_size=cfg.batch_size)
+                           neg_num={"retri_contrast": cfg.neg_num, "cls_contrast": cfg.cls_neg_num},
+                           batch_size=cfg.batch_size)
+    unknown = sorted(set(cfg.dataset_prompts) - {s.name for s in sets})
+    if unknown:
+        raise ValueError(f"dataset_prompts names unknown dataset(s) {unknown}; datasets: {[s.name for s in sets]}")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if rank0:
@@ -183,7 +188,8 @@ def train(cfg: TrainConfig) -> Path:
     specs, losses, train_sets = {}, {}, {}
     for s in sets:
         k = cfg.neg_num if s.task_type == "retri_contrast" else cfg.cls_neg_num if s.task_type == "cls_contrast" else 0
-        specs[s.name] = TaskSpec(s.task_type, k, cfg.query_prompt, cfg.passage_prompt)
+        own = cfg.dataset_prompts.get(s.name, {})
+        specs[s.name] = TaskSpec(s.task_type, k, own.get("query", cfg.query_prompt), own.get("passage", cfg.passage_prompt))
         hp = cfg.losses.get(s.task_type, {}) or next(
             (v for a, v in cfg.losses.items() if canonical_type(a) == s.task_type), {})
         losses[s.name] = PiccoloLoss(model, s.task_type, mrl_dims=dims, dataset_name=s.name, tracker=tracker,
@@ -215,6 +221,8 @@ def train(cfg: TrainConfig) -> Path:
     trainer.train(resume_from_checkpoint=True if resume else None)
     final = out / "final"
     if trainer.is_world_process_zero():
+        # prompts travel with the model, so mteb and plain SentenceTransformer users encode as in training
+        model.prompts.update({k: v for k, v in (("query", cfg.query_prompt), ("document", cfg.passage_prompt)) if v})
         model.model_card_data.tags = ["piccolo2", "sentence-transformers", "matryoshka"]
         model.save(str(final), safe_serialization=True)
         (final / "piccolo_training.json").write_text(json.dumps({

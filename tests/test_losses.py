@@ -186,3 +186,11 @@ def test_infonce_equals_sentence_transformers_mnrl_with_scale_1_over_tau(emb):
     mnrl = MultipleNegativesRankingLoss(Fixed(), scale=1 / 0.01)
     theirs = mnrl([{"e": q}, {"e": p}, {"e": n}], None)
     assert retrieval_infonce(q, p, n[:, None]).item() == pytest.approx(theirs.item(), rel=1e-5)
+
+
+def test_edge_cases_single_row_and_no_negatives(emb):
+    q, p = emb(1, 8), emb(1, 8)
+    assert retrieval_infonce(q, p).item() == pytest.approx(0.0, abs=1e-12)  # one candidate: its own positive
+    assert retrieval_infonce(q, p, emb(1, 0, 8)).item() == pytest.approx(0.0, abs=1e-12)  # K = 0
+    t, pos, neg = emb(1, 8), emb(1, 8), emb(1, 3, 8)
+    assert cls_contrast(t, pos, neg).item() == pytest.approx(ref_cls(t, pos, neg, 0.05, 0.2), rel=1e-6)

@@ -67,3 +67,28 @@ def test_short_training_run_routes_each_dataset_to_its_loss(tmp_path):
     assert info["mrl_dims"] == [32, 64, 96, 128, 160, 192, 224]
     model = SentenceTransformer(str(final))  # a plain sentence-transformers folder
     assert model.encode(["你好"]).shape == (1, 224)
+
+
+def test_empty_negatives_and_unknown_dataset_prompts_are_refused(tmp_path):
+    paths = fixture_data(tmp_path)
+    rows = [json.loads(x) for x in open(paths[0], encoding="utf-8")]
+    rows[4]["text_neg"] = []
+    (tmp_path / "retri.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    cfg = load_config(None, {"data": paths, "batch_size": 8, "output_dir": str(tmp_path / "o")})
+    with pytest.raises(DataError, match=r"retri.jsonl: row 5: field 'text_neg': empty, but neg_num=1"):
+        train(cfg)
+    cfg = load_config(None, {"data": paths, "batch_size": 8, "neg_num": 0, "output_dir": str(tmp_path / "o"),
+                             "dataset_prompts": {"retrival": {"query": "查询: "}}})
+    with pytest.raises(ValueError, match=r"dataset_prompts names unknown dataset\(s\) \['retrival'\]"):
+        train(cfg)
+
+
+def test_cli_overrides_after_options(tmp_path, capsys):
+    from piccolo_lib.cli import main
+
+    config = str(training.REPO_ROOT / "configs" / "quickstart.yaml")
+    with pytest.raises(SystemExit):
+        main(["train", config, "--bogus"])
+    assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="unknown key 'epoch'; did you mean 'epochs'"):
+        main(["train", config, "--mode", "quick", "epoch=1"])
