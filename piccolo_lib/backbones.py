@@ -101,6 +101,7 @@ def build_offline_bert(
     num_layers: int = 2,
     num_heads: int = 4,
     max_position: int = 512,
+    dropout: float = 0.1,
     texts: Iterable[str] | None = None,
 ) -> Path:
     """Build a small random BERT encoder with a character vocabulary and save it.
@@ -109,6 +110,8 @@ def build_offline_bert(
         out_dir: target folder; default: a cache folder keyed by the config's fingerprint.
         seed: torch seed for the weight initialisation (same seed, same weights).
         hidden_size, num_layers, num_heads, max_position: the BERT config (intermediate = 4 x hidden).
+        dropout: hidden and attention dropout (0 makes training steps exactly reproducible across
+            process layouts, e.g. 1 vs 2 processes).
         texts: texts whose characters must be in the vocabulary (default: all of data_samples/).
 
     Returns:
@@ -123,6 +126,7 @@ def build_offline_bert(
         vocab_size=len(vocab), hidden_size=hidden_size, num_hidden_layers=num_layers,
         num_attention_heads=num_heads, intermediate_size=4 * hidden_size,
         max_position_embeddings=max_position, type_vocab_size=2,
+        hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
     )
     out = Path(out_dir) if out_dir else cache_root() / f"offline-bert-{_fingerprint({**cfg, 'seed': seed}, vocab)}"
     if (out / "model.safetensors").exists():

@@ -4,6 +4,7 @@
     piccolo train CONFIG.yaml [key=value ...]
     piccolo eval MODEL [--benchmark local] [--dims 224,128,64] [--output DIR]
     piccolo data validate PATH_OR_META_LIST ... [--root DIR] [--batch-size N]
+    piccolo data mine MODEL IN.jsonl OUT.jsonl [--range-min 50 --range-max 100]
     piccolo backbone build {offline-bert,offline-decoder} [--out DIR] [--seed N]
     piccolo env
 
@@ -14,6 +15,7 @@ any Hugging Face library reads them.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 
@@ -46,6 +48,17 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--root", default=None)
     v.add_argument("--batch-size", type=int, default=None)
     v.add_argument("--neg-num", type=int, default=0)
+
+    m = dsub.add_parser("mine", help="mine hard negatives for retrieval data from a rank window")
+    m.add_argument("model", help="a SentenceTransformer folder, or a backbone (offline-bert, hub name)")
+    m.add_argument("in_path")
+    m.add_argument("out_path")
+    m.add_argument("--range-min", type=int, default=50, help="first rank used (report: 50)")
+    m.add_argument("--range-max", type=int, default=100, help="rank bound, exclusive (report: 100)")
+    m.add_argument("--num-negatives", type=int, default=3)
+    m.add_argument("--relative-margin", type=float, default=0.05)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--mode", default="auto", choices=["quick", "full", "auto"])
 
     b = sub.add_parser("backbone", help="offline backbones")
     bsub = b.add_subparsers(dest="backbone_cmd", required=True)
@@ -92,7 +105,9 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_config(args.config, args.overrides)
         if args.mode is None:
             runtime.setup(cfg.mode)
-        print(f"saved: {train(cfg)}")
+        final = train(cfg)
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"saved: {final}")
         return 0
     if args.cmd == "eval":
         from sentence_transformers import SentenceTransformer
@@ -106,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
         dims = [None] + [int(x) for x in args.dims.split(",") if x.strip()]
         name = args.model.rstrip("/").replace("/", "__")
         print(format_table([evaluate_model(model, tasks, args.output, model_name=name, truncate_dim=d) for d in dims]))
+        return 0
+    if args.cmd == "data" and args.data_cmd == "mine":
+        from .mining import mine_file
+
+        print(mine_file(args.model, args.in_path, args.out_path, range_min=args.range_min,
+                        range_max=args.range_max, num_negatives=args.num_negatives,
+                        relative_margin=args.relative_margin, seed=args.seed))
         return 0
     if args.cmd == "data":
         from .data import DataError, load_train_sets, summary

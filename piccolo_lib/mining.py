@@ -23,7 +23,6 @@ when ``neg_num > 0``) and counts in ``queries_short``.
 
 from __future__ import annotations
 
-import argparse
 import json
 import random
 from dataclasses import dataclass
@@ -182,18 +181,3 @@ def mine_file(model_name_or_path: str, in_path: str | Path, out_path: str | Path
     with out.open("w", encoding="utf-8") as f:
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
     return stats
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m piccolo_lib.mining MODEL IN.jsonl OUT.jsonl [--range_min 50 --range_max 100 ...]``."""
-    ap = argparse.ArgumentParser(description="Mine hard negatives (Piccolo2 report section 3.1)")
-    for name, typ, default in [("model", str, None), ("in_path", str, None), ("out_path", str, None),
-                               ("range_min", int, 50), ("range_max", int, 100), ("num_negatives", int, 3),
-                               ("relative_margin", float, 0.05), ("seed", int, 0), ("batch_size", int, 64)]:
-        ap.add_argument(name if default is None else f"--{name}", type=typ, default=default)
-    args = vars(ap.parse_args(argv))
-    print(mine_file(args.pop("model"), args.pop("in_path"), args.pop("out_path"), **args))
-
-
-if __name__ == "__main__":
-    main()

@@ -199,7 +199,9 @@ def train(cfg: TrainConfig) -> Path:
     state = EpochState()
     collator = PiccoloCollator(model.preprocess, specs, seed=cfg.seed, query_max_len=cfg.query_max_len,
                                passage_max_len=cfg.passage_max_len, state=state)
-    sampler = functools.partial(TaskHomogeneousBatchSampler, world_size=world_size,
+    # one optimizer step = world_size x grad_accum batches, all from one dataset: every rank and every
+    # accumulated micro-batch of a step has the same task type, whatever the process layout
+    sampler = functools.partial(TaskHomogeneousBatchSampler, world_size=world_size * cfg.grad_accum,
                                 repeats=[s.repeat for s in sets], mode=cfg.sampling,
                                 weights=cfg.sampling_weights, temperature=cfg.sampling_temperature, state=state)
     args = SentenceTransformerTrainingArguments(
