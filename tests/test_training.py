@@ -92,3 +92,13 @@ def test_cli_overrides_after_options(tmp_path, capsys):
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown key 'epoch'; did you mean 'epochs'"):
         main(["train", config, "--mode", "quick", "epoch=1"])
+
+
+@pytest.mark.parametrize("name", ["quickstart.yaml", "quickstart-full.yaml", "piccolo2-large-zh.yaml"])
+def test_shipped_configs_load(name):
+    cfg = load_config(training.REPO_ROOT / "configs" / name)
+    assert cfg.mode in ("quick", "full") and cfg.batch_size > 0
+    if name == "piccolo2-large-zh.yaml":  # the report's hyperparameters (section 3.1)
+        assert cfg.projection_dim == 1792 and cfg.mrl_dims == [256, 512, 768, 1024, 1280, 1536, 1792]
+        assert cfg.losses["cosent"] == {"temperature": 0.05, "weight": 0.04}
+        assert (training.REPO_ROOT / cfg.deepspeed).exists()
