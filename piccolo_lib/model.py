@@ -92,6 +92,62 @@ def build_model(
     return SentenceTransformer(modules=modules, prompts=prompts, device=device)
 
 
+def freeze_position_embeddings(model: SentenceTransformer) -> list[str]:
+    """Stop training the absolute position embeddings (the reference code freezes them).
+
+    Returns:
+        The names of the frozen parameters (empty for rotary-position models such as LLaMA).
+    """
+    frozen = []
+    for name, param in model.named_parameters():
+        if "position_embeddings" in name:
+            param.requires_grad_(False)
+            frozen.append(name)
+    return frozen
+
+
+def extend_position_embeddings(model: SentenceTransformer, new_max: int, alpha: float = 0.4) -> None:
+    """Extend learned absolute position embeddings to ``new_max`` positions (the reference's ``extend_pe``).
+
+    Hierarchical decomposition: with the n trained vectors E and u = (E - alpha E_0) / (1 - alpha),
+    position i = q n + r gets alpha u_q + (1 - alpha) u_r. Positions below n keep exactly their
+    trained vector (q = 0), and longer positions are built from trained pieces instead of noise.
+    """
+    backbone = model[0].auto_model
+    emb = backbone.embeddings.position_embeddings  # (n, H)
+    old = emb.weight.data
+    n = old.shape[0]
+    if new_max <= n:
+        return
+    if new_max > n * n:
+        raise ValueError(f"can extend {n} positions to at most {n * n}, asked for {new_max}")
+    u = (old - alpha * old[:1]) / (1 - alpha)  # (n, H)
+    idx = torch.arange(new_max)
+    new = torch.nn.Embedding(new_max, old.shape[1]).to(old.device, old.dtype)
+    new.weight.data = alpha * u[idx // n] + (1 - alpha) * u[idx % n]
+    backbone.embeddings.position_embeddings = new
+    if hasattr(backbone.embeddings, "position_ids"):
+        backbone.embeddings.register_buffer("position_ids", idx.to(old.device)[None], persistent=False)
+    if hasattr(backbone.embeddings, "token_type_ids"):
+        backbone.embeddings.register_buffer("token_type_ids", torch.zeros(1, new_max, dtype=torch.long,
+                                                                           device=old.device), persistent=False)
+    backbone.config.max_position_embeddings = new_max
+    model.tokenizer.model_max_length = new_max
+    model.max_seq_length = new_max
+
+
+def load_projection(model: SentenceTransformer, path: str) -> None:
+    """Initialise the projection head from a previously saved model folder (its Dense module)."""
+    previous = SentenceTransformer(path, device="cpu")
+    dense = [m for m in previous if isinstance(m, Dense)]
+    if not dense or not isinstance(model[2], Dense):
+        raise ValueError(f"{path}: no projection (Dense) module to load, or this model has no head")
+    if dense[0].linear.weight.shape != model[2].linear.weight.shape:
+        raise ValueError(f"{path}: projection shape {tuple(dense[0].linear.weight.shape)} does not match "
+                         f"{tuple(model[2].linear.weight.shape)}")
+    model[2].load_state_dict(dense[0].state_dict())
+
+
 def embedding_dim(model: SentenceTransformer) -> int:
     """Output width of the model (the projection's, when it has one)."""
     return model.get_embedding_dimension()

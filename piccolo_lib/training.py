@@ -38,6 +38,9 @@ class TrainConfig:
     pooling: str = "auto"  # mean | cls | lasttoken | auto
     projection_dim: int | None = None  # None: 1.75 x hidden (report: 1024 -> 1792); 0: no head
     mrl_dims: list[int] | None = None  # None: the report's dims scaled to the width; []: no MRL
+    projection_init: str | None = None  # a saved model folder whose projection head starts this run
+    freeze_position_embeddings: bool = False  # the reference freezes them
+    extend_max_length: int | None = None  # extend learned position embeddings (the reference's extend_pe)
     max_seq_length: int = 512
     data: list[str] = field(default_factory=lambda: ["data_samples/train/meta_list.txt"])
     data_root: str | None = None  # root of the meta list's folders (default: the list's folder)
@@ -159,7 +162,8 @@ def train(cfg: TrainConfig) -> Path:
     from transformers import set_seed
 
     from .losses import PiccoloLoss
-    from .model import build_model, default_mrl_dims, embedding_dim
+    from .model import (build_model, default_mrl_dims, embedding_dim, extend_position_embeddings,
+                        freeze_position_embeddings, load_projection)
     from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
 
     sets = load_train_sets([_resolve(p) for p in cfg.data], root=cfg.data_root and _resolve(cfg.data_root),
@@ -177,6 +181,12 @@ def train(cfg: TrainConfig) -> Path:
     model = build_model(cfg.backbone, pooling=cfg.pooling, projection_dim=cfg.projection_dim,
                         max_seq_length=cfg.max_seq_length, seed=cfg.seed,
                         trust_remote_code=cfg.trust_remote_code, device="cuda" if use_cuda else "cpu")
+    if cfg.extend_max_length:
+        extend_position_embeddings(model, cfg.extend_max_length)
+    if cfg.freeze_position_embeddings:
+        freeze_position_embeddings(model)
+    if cfg.projection_init:
+        load_projection(model, cfg.projection_init)
     dims = default_mrl_dims(embedding_dim(model)) if cfg.mrl_dims is None else list(cfg.mrl_dims)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -80,3 +80,53 @@ def test_missing_backbone_path_is_a_clear_error():
         build_model("/no/such/backbone")
     with pytest.raises(FileNotFoundError, match="offline mode never downloads"):
         build_model("some-org/some-model")  # conftest sets HF_HUB_OFFLINE=1
+
+
+def test_extend_position_embeddings_keeps_trained_positions():
+    from piccolo_lib.model import extend_position_embeddings
+
+    model = build_model("offline-bert", projection_dim=0)
+    old = model[0].auto_model.embeddings.position_embeddings.weight.detach().clone()  # (512, 128)
+    short = model.encode(TEXTS, convert_to_tensor=True)
+    extend_position_embeddings(model, 1024)
+    new = model[0].auto_model.embeddings.position_embeddings.weight
+    assert new.shape == (1024, 128) and torch.allclose(new[:512], old, atol=1e-5)
+    assert torch.allclose(model.encode(TEXTS, convert_to_tensor=True), short, atol=1e-5)
+    long = model.encode(["长" * 900], convert_to_tensor=True)  # beyond the original 512 positions
+    assert torch.isfinite(long).all() and model.max_seq_length == 1024
+
+
+def test_frozen_position_embeddings_stay_unchanged_after_a_step():
+    from piccolo_lib.losses import PiccoloLoss
+    from piccolo_lib.model import freeze_position_embeddings
+
+    model = build_model("offline-bert")
+    frozen = freeze_position_embeddings(model)
+    assert len(frozen) == 1 and frozen[0].endswith("embeddings.position_embeddings.weight")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    feats = [model.preprocess(TEXTS), model.preprocess(TEXTS[::-1])]
+    PiccoloLoss(model, "cosent")(feats, torch.tensor([1.0, 2.0, 3.0])).backward()
+    opt.step()
+    after = dict(model.named_parameters())
+    assert torch.equal(after[frozen[0]], before[frozen[0]])
+    assert not torch.equal(after["2.linear.weight"], before["2.linear.weight"])
+
+
+def test_reference_style_checkpoint_and_projection_init(tmp_path):
+    """The reference's folders hold pytorch_model.bin (2_Dense/pytorch_model.bin); they load with weights_only."""
+    from piccolo_lib.model import load_projection
+
+    model = build_model("offline-bert", seed=5)
+    with torch.no_grad():
+        model[2].linear.weight.mul_(1.5)
+    model.save(str(tmp_path / "ref"), safe_serialization=False)
+    assert (tmp_path / "ref" / "2_Dense" / "pytorch_model.bin").exists()
+    assert not (tmp_path / "ref" / "2_Dense" / "model.safetensors").exists()
+    loaded = SentenceTransformer(str(tmp_path / "ref"))
+    np.testing.assert_allclose(loaded.encode(TEXTS), model.encode(TEXTS), atol=1e-6)
+    fresh = build_model("offline-bert", seed=5)
+    load_projection(fresh, str(tmp_path / "ref"))
+    assert torch.equal(fresh[2].linear.weight, model[2].linear.weight)
+    with pytest.raises(ValueError, match="does not match"):
+        load_projection(build_model("offline-bert", projection_dim=64), str(tmp_path / "ref"))
