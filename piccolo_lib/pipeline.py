@@ -65,6 +65,8 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
         "tfidf": baseline, "untrained": before, "finetuned": after, "per_dim": per_dim,
         "seconds": {"eval_untrained": t1 - t0, "train": t2 - t1, "eval_finetuned": t3 - t2},
     }
+    with (final / "README.md").open("a", encoding="utf-8") as f:  # the model card gets its scores
+        f.write("\nHeld-out local benchmark (data_samples/eval):\n\n" + format_table([after] + per_dim) + "\n")
     (out / "quickstart_results.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     print("\nHeld-out local C-MTEB-style benchmark (scores in %, data_samples/eval):")
     print(format_table([baseline, before, after]))

@@ -41,3 +41,25 @@ def format_table(summaries: list[dict]) -> str:
         cells += [f"{s['categories'][c]:.2f}" if c in s["categories"] else "-" for c in cats]
         lines.append("| " + " | ".join([*cells, f"{s['average']:.2f}"]) + " |")
     return "\n".join(lines)
+
+
+def model_card_section(training_info: dict, summaries: list[dict] | None = None) -> str:
+    """Markdown for the saved model's README: data mix, losses, MRL dims and (optionally) scores.
+
+    Args:
+        training_info: the ``piccolo_training.json`` content written by :func:`piccolo_lib.training.train`.
+        summaries: evaluation summaries (``piccolo_lib.evaluation.evaluate_model``) to list.
+    """
+    cfg = training_info["config"]
+    lines = ["## Piccolo2 training (piccolo_lib)", "",
+             f"Backbone `{cfg['backbone']}`, pooling `{cfg['pooling']}`, MRL dims {training_info['mrl_dims']}, "
+             f"batch {cfg['batch_size']} per device, lr {cfg['lr']}, seed {cfg['seed']}.", "",
+             "| dataset | type | rows | repeat | temperature | weight |", "|---|---|---|---|---|---|"]
+    for d in training_info["data"]:
+        hp = training_info.get("losses", {}).get(d["type"], {})
+        lines.append(f"| {d['name']} | {d['type']} | {d['rows']} | {d['repeat']} | "
+                     f"{hp.get('temperature', '')} | {hp.get('weight', '')} |")
+    if summaries:
+        lines += ["", "Scores (%, main metric per task, mteb " + summaries[0].get("mteb_version", "?") + "):", "",
+                  format_table(summaries)]
+    return "\n".join(lines) + "\n"

@@ -26,6 +26,7 @@ import yaml
 
 from .data import load_train_sets, summary
 from .losses import canonical_type
+from .reporting import model_card_section
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -237,8 +238,13 @@ def train(cfg: TrainConfig) -> Path:
         model.prompts.update({k: v for k, v in (("query", cfg.query_prompt), ("document", cfg.passage_prompt)) if v})
         model.model_card_data.tags = ["piccolo2", "sentence-transformers", "matryoshka"]
         model.save(str(final), safe_serialization=True)
-        (final / "piccolo_training.json").write_text(json.dumps({
+        info = {
             "config": dataclasses.asdict(cfg), "mrl_dims": dims,
+            "losses": {t: {"temperature": loss.temperature, "weight": loss.weight}
+                       for t, loss in {l.task_type: l for l in losses.values()}.items()},
             "data": [{"name": s.name, "type": s.task_type, "rows": len(s.dataset), "repeat": s.repeat} for s in sets],
-        }, ensure_ascii=False, indent=2), encoding="utf-8")
+        }
+        (final / "piccolo_training.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
+        with (final / "README.md").open("a", encoding="utf-8") as f:
+            f.write("\n" + model_card_section(info))
     return final

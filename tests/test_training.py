@@ -67,6 +67,8 @@ def test_short_training_run_routes_each_dataset_to_its_loss(tmp_path):
     assert info["mrl_dims"] == [32, 64, 96, 128, 160, 192, 224]
     model = SentenceTransformer(str(final))  # a plain sentence-transformers folder
     assert model.encode(["你好"]).shape == (1, 224)
+    card = (final / "README.md").read_text(encoding="utf-8")
+    assert "## Piccolo2 training" in card and "| cls | cls_contrast | 24 | 1 | 0.05 | 0.2 |" in card
 
 
 def test_empty_negatives_and_unknown_dataset_prompts_are_refused(tmp_path):
@@ -102,3 +104,15 @@ def test_shipped_configs_load(name):
         assert cfg.projection_dim == 1792 and cfg.mrl_dims == [256, 512, 768, 1024, 1280, 1536, 1792]
         assert cfg.losses["cosent"] == {"temperature": 0.05, "weight": 0.04}
         assert (training.REPO_ROOT / cfg.deepspeed).exists()
+
+
+def test_model_card_section_lists_data_losses_and_scores():
+    from piccolo_lib.reporting import model_card_section
+
+    info = {"config": {"backbone": "offline-bert", "pooling": "mean", "batch_size": 8, "lr": 1e-4, "seed": 1},
+            "mrl_dims": [32, 64], "losses": {"cosent": {"temperature": 0.05, "weight": 0.04}},
+            "data": [{"name": "sts", "type": "cosent", "rows": 10, "repeat": 2}]}
+    text = model_card_section(info, [{"model": "m", "truncate_dim": None, "categories": {"STS": 50.0},
+                                      "average": 50.0, "mteb_version": "2.26"}])
+    assert "| sts | cosent | 10 | 2 | 0.05 | 0.04 |" in text and "MRL dims [32, 64]" in text
+    assert "| m | full | 50.00 | 50.00 |" in text
