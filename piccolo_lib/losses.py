@@ -252,6 +252,12 @@ class PiccoloLoss(torch.nn.Module):
     Encoding each distinct label text once per batch (instead of B*(1+K) label strings) gives the
     same loss and gradient as the reference code's strategy with far fewer rows encoded.
 
+    Why not sentence-transformers' own losses here: MultipleNegativesRankingLoss (scale 1/tau) and
+    CoSENTLoss (scale 20) compute the same numbers as :func:`retrieval_infonce` and :func:`cosent`
+    (tests/test_losses.py proves it), but wrapped in MatryoshkaLoss they cannot mask false negatives
+    by text identity, gather cross-device candidates with the ids, or reuse one set of embeddings
+    for the label-deduplicated classification loss; so the adapter calls the pure functions.
+
     Extra keyword arguments from the Trainer (e.g. ``num_items_in_batch``) are accepted and ignored.
     """
 

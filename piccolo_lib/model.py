@@ -48,6 +48,23 @@ def projection(hidden: int, width: int, *, seed: int = 0) -> Dense:
                  init_weight=weight, init_bias=torch.zeros(width))
 
 
+def ensure_eos(tokenizer) -> bool:
+    """Make a decoder's tokenizer append EOS (piccolo-gpt pools the last token, which must be EOS).
+
+    Many LLM tokenizers (Qwen2, LLaMA-3) add no EOS on their own; this sets the fast tokenizer's
+    post-processor to ``$A <eos>``, which is saved in tokenizer.json, so a plain SentenceTransformer
+    load encodes the same way. Returns True when it changed the tokenizer.
+    """
+    from tokenizers import processors
+
+    eos = tokenizer.eos_token
+    if eos is None or tokenizer("a")["input_ids"][-1:] == [tokenizer.eos_token_id]:
+        return False
+    tokenizer.backend_tokenizer.post_processor = processors.TemplateProcessing(
+        single=f"$A {eos}", pair=f"$A {eos} $B {eos}", special_tokens=[(eos, tokenizer.eos_token_id)])
+    return True
+
+
 def build_model(
     backbone: str,
     *,
@@ -83,6 +100,8 @@ def build_model(
     if pooling == "auto":
         is_decoder = getattr(config, "is_decoder", False) or not hasattr(config, "type_vocab_size")
         pooling = "lasttoken" if is_decoder and config.model_type != "bert" else "mean"
+    if pooling == "lasttoken":
+        ensure_eos(transformer.tokenizer)
     modules: list[torch.nn.Module] = [transformer, Pooling(hidden, pooling_mode=pooling)]
     width = default_projection_dim(hidden) if projection_dim is None else projection_dim
     if width:

@@ -34,9 +34,12 @@ def gpu_available() -> bool:
 
 
 def resolve_mode(mode: str = "auto") -> str:
-    """``quick`` or ``full``; ``auto`` is full only with a GPU and a reachable hub."""
+    """``quick`` or ``full``; ``auto`` is ``$PICCOLO_MODE`` if set (CI sets quick), else full only
+    with a GPU and a reachable hub."""
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+    if mode == "auto" and os.environ.get("PICCOLO_MODE") in ("quick", "full"):
+        mode = os.environ["PICCOLO_MODE"]
     if mode == "auto":
         mode = "full" if gpu_available() and hub_reachable() else "quick"
     return mode

@@ -130,3 +130,32 @@ def test_reference_style_checkpoint_and_projection_init(tmp_path):
     assert torch.equal(fresh[2].linear.weight, model[2].linear.weight)
     with pytest.raises(ValueError, match="does not match"):
         load_projection(build_model("offline-bert", projection_dim=64), str(tmp_path / "ref"))
+
+
+def test_auto_mode_follows_piccolo_mode(monkeypatch):
+    from piccolo_lib.runtime import resolve_mode
+
+    monkeypatch.setenv("PICCOLO_MODE", "quick")
+    assert resolve_mode("auto") == "quick" and resolve_mode("full") == "full"
+    with pytest.raises(ValueError, match="unknown mode 'fast'"):
+        resolve_mode("fast")
+
+
+def test_decoder_without_eos_gets_it_and_right_padding_pools_last_real_token(tmp_path):
+    import json as _json
+
+    path = build_offline_decoder(tmp_path / "d", seed=0, texts=TEXTS)
+    spec = _json.loads((path / "tokenizer.json").read_text())
+    spec["post_processor"] = None  # like many LLM tokenizers: no EOS appended
+    (path / "tokenizer.json").write_text(_json.dumps(spec))
+    tok = AutoTokenizer.from_pretrained(path)
+    assert tok("你好")["input_ids"][-1] != tok.eos_token_id
+    model = build_model(str(path), pooling="lasttoken", projection_dim=0)
+    assert model.tokenizer("你好")["input_ids"][-1] == model.tokenizer.eos_token_id
+    model.save(str(tmp_path / "saved"))
+    reloaded = SentenceTransformer(str(tmp_path / "saved"))  # the EOS rule travels in tokenizer.json
+    assert reloaded.tokenizer("你好")["input_ids"][-1] == reloaded.tokenizer.eos_token_id
+    alone = model.encode(["你好"], convert_to_tensor=True)
+    model.tokenizer.padding_side = "right"
+    padded = model.encode(["你好", "信用卡怎么提额快递三天还没到"], batch_size=2, convert_to_tensor=True)
+    assert torch.allclose(alone[0], padded[0], atol=1e-5)
