@@ -125,6 +125,12 @@ def _resolve(path: str) -> str:
     return str(p if p.is_absolute() or p.exists() else REPO_ROOT / p)
 
 
+def _last_checkpoint_step(folder: Path) -> int | None:
+    """Step of the newest complete checkpoint (one with trainer_state.json), or None."""
+    steps = [int(p.name.split("-")[1]) for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
+    return max(steps, default=None)
+
+
 def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
     """A TrainerCallback writing one JSON line per optimizer step (rank 0 only)."""
     from transformers import TrainerCallback
@@ -230,8 +236,11 @@ def train(cfg: TrainConfig) -> Path:
     callback = make_callback(tracker, metrics_path, cfg.batch_size * world_size * cfg.grad_accum)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=DatasetDict(train_sets),
                                          loss=losses, data_collator=collator, callbacks=[callback])
-    resume = cfg.resume and any((out / "checkpoints").glob("checkpoint-*"))
-    trainer.train(resume_from_checkpoint=True if resume else None)
+    last = _last_checkpoint_step(out / "checkpoints") if cfg.resume else None
+    if last is not None and rank0 and metrics_path.exists():  # steps after the checkpoint are redone
+        kept = [x for x in metrics_path.read_text(encoding="utf-8").splitlines() if json.loads(x)["step"] <= last]
+        metrics_path.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+    trainer.train(resume_from_checkpoint=True if last is not None else None)
     final = out / "final"
     if trainer.is_world_process_zero():
         # prompts travel with the model, so mteb and plain SentenceTransformer users encode as in training
