@@ -16,7 +16,7 @@ def test_quickstart_fine_tuned_beats_untrained(tmp_path):
     exe = shutil.which("piccolo", path=str(Path(sys.executable).parent))
     out = tmp_path / "qs"
     proc = subprocess.run([exe, "quickstart", "--mode", "quick", f"output_dir={out}"],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=1800)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Fine-tuned beats untrained on the held-out average" in proc.stdout
     result = json.loads((out / "quickstart_results.json").read_text(encoding="utf-8"))
