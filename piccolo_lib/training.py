@@ -114,8 +114,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     raw = {k: _typed(k, v, str(path or "config")) for k, v in raw.items()}
     if isinstance(raw.get("data"), str):
         raw["data"] = [raw["data"]]
-    for key in raw.get("losses") or {}:
-        canonical_type(key)
+    if raw.get("losses"):  # aliases (sts, retrieval, ...) -> record types; unknown types are an error
+        raw["losses"] = {canonical_type(k): v for k, v in raw["losses"].items()}
     return TrainConfig(**raw)
 
 
@@ -207,8 +207,7 @@ def train(cfg: TrainConfig) -> Path:
         k = cfg.neg_num if s.task_type == "retri_contrast" else cfg.cls_neg_num if s.task_type == "cls_contrast" else 0
         own = cfg.dataset_prompts.get(s.name, {})
         specs[s.name] = TaskSpec(s.task_type, k, own.get("query", cfg.query_prompt), own.get("passage", cfg.passage_prompt))
-        hp = cfg.losses.get(s.task_type, {}) or next(
-            (v for a, v in cfg.losses.items() if canonical_type(a) == s.task_type), {})
+        hp = cfg.losses.get(s.task_type, {})
         losses[s.name] = PiccoloLoss(model, s.task_type, mrl_dims=dims, dataset_name=s.name, tracker=tracker,
                                      temperature=hp.get("temperature"), weight=hp.get("weight"),
                                      cross_device=cfg.cross_device_negatives)

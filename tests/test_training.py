@@ -116,3 +116,8 @@ def test_model_card_section_lists_data_losses_and_scores():
                                       "average": 50.0, "mteb_version": "2.26"}])
     assert "| sts | cosent | 10 | 2 | 0.05 | 0.04 |" in text and "MRL dims [32, 64]" in text
     assert "| m | full | 50.00 | 50.00 |" in text
+
+
+def test_loss_overrides_accept_aliases():
+    cfg = load_config(None, {"losses": {"sts": {"weight": 0.1}, "retri_contrast": {"temperature": 0.02}}})
+    assert cfg.losses == {"cosent": {"weight": 0.1}, "retri_contrast": {"temperature": 0.02}}
