@@ -68,10 +68,10 @@ def sample_texts(data_dir: Path = DATA_SAMPLES) -> list[str]:
             for v in value.values():
                 walk(v)
 
+    from .data import read_jsonl  # imported here: it pulls in `datasets`, which building a vocab does not need
+
     for path in sorted(Path(data_dir).glob("**/*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                walk(json.loads(line))
+        walk(read_jsonl(path))
     return texts
 
 

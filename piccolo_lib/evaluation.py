@@ -20,7 +20,6 @@ mteb caches results in ``output_dir/results/<model>/<revision>/<task>.json``, tr
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import random
 import warnings
@@ -50,6 +49,7 @@ from sentence_transformers import SentenceTransformer
 from sklearn.exceptions import UndefinedMetricWarning
 from threadpoolctl import ThreadpoolController
 
+from .data import read_jsonl
 from .reporting import CATEGORIES, aggregate, format_table  # noqa: F401  (format_table: re-exported)
 TFIDF_NAME = "tfidf-char-ngram"
 _REVISION = "local"  # mteb's model-revision folder: a model is identified by model_name alone
@@ -65,8 +65,7 @@ class _LocalTask:
         super().__init__()  # AbsTask.__init__: seeds, hf_subsets
 
     def rows(self, role: str) -> list[dict[str, Any]]:
-        with self.files[role].open(encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+        return read_jsonl(self.files[role])
 
     def texts(self) -> list[str]:
         """Every text in the task's files (to fit the TF-IDF baseline's vocabulary)."""
