@@ -68,6 +68,7 @@ class TrainConfig:
     gradient_checkpointing: bool = False
     grad_accum: int = 1
     logging_steps: int = 10  # console; metrics.jsonl gets every step
+    report_to: str = "none"  # none | tensorboard (event files under output_dir/tensorboard) | wandb | ...
     save_steps: int = 0  # 0: save only the final model
     output_dir: str = "runs/quickstart"
     resume: bool = False
@@ -129,6 +130,26 @@ def _last_checkpoint_step(folder: Path) -> int | None:
     """Step of the newest complete checkpoint (one with trainer_state.json), or None."""
     steps = [int(p.name.split("-")[1]) for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
     return max(steps, default=None)
+
+
+def _loggers(report_to: str, out: Path) -> tuple[str, list]:
+    """(``report_to`` for the Trainer, extra callbacks); checks an optional logger is installed up front.
+
+    TensorBoard gets its own callback writing to ``output_dir/tensorboard``: transformers 5 dropped
+    ``logging_dir`` and would otherwise pick the folder from a process-wide environment variable.
+    """
+    import importlib.util
+
+    needs = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}.get(report_to)
+    if needs and importlib.util.find_spec(needs) is None:
+        raise ValueError(f"report_to={report_to!r} needs the {needs!r} package: pip install {needs}")
+    if report_to != "tensorboard":
+        return report_to, []
+    from transformers.integrations import TensorBoardCallback
+
+    tb = TensorBoardCallback()
+    tb.logging_dir = str(out / "tensorboard")  # the writer is created on rank 0 at train begin
+    return "none", [tb]
 
 
 def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
@@ -220,6 +241,7 @@ def train(cfg: TrainConfig) -> Path:
     sampler = functools.partial(TaskHomogeneousBatchSampler, world_size=world_size * cfg.grad_accum,
                                 repeats=[s.repeat for s in sets], mode=cfg.sampling,
                                 weights=cfg.sampling_weights, temperature=cfg.sampling_temperature, state=state)
+    report_to, loggers = _loggers(cfg.report_to, out)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.batch_size,
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr,
@@ -228,13 +250,13 @@ def train(cfg: TrainConfig) -> Path:
         data_seed=cfg.seed, bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16",
         activation_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
         save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
-        report_to="none", use_cpu=not use_cuda, ddp_backend="gloo" if world_size > 1 and not use_cuda else None,
+        report_to=report_to, use_cpu=not use_cuda, ddp_backend="gloo" if world_size > 1 and not use_cuda else None,
         multi_dataset_batch_sampler=sampler, remove_unused_columns=False, deepspeed=cfg.deepspeed,
         dataloader_num_workers=0,  # the collator reads the epoch from the sampler's shared state
     )
     callback = make_callback(tracker, metrics_path, cfg.batch_size * world_size * cfg.grad_accum)
     trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=DatasetDict(train_sets),
-                                         loss=losses, data_collator=collator, callbacks=[callback])
+                                         loss=losses, data_collator=collator, callbacks=[callback, *loggers])
     last = _last_checkpoint_step(out / "checkpoints") if cfg.resume else None
     if last is not None and rank0 and metrics_path.exists():  # steps after the checkpoint are redone
         kept = [x for x in metrics_path.read_text(encoding="utf-8").splitlines() if json.loads(x)["step"] <= last]

@@ -121,3 +121,19 @@ def test_model_card_section_lists_data_losses_and_scores():
 def test_loss_overrides_accept_aliases():
     cfg = load_config(None, {"losses": {"sts": {"weight": 0.1}, "retri_contrast": {"temperature": 0.02}}})
     assert cfg.losses == {"cosent": {"weight": 0.1}, "retri_contrast": {"temperature": 0.02}}
+
+
+@pytest.mark.slow
+def test_tensorboard_logging_is_optional_and_writes_event_files(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    paths = fixture_data(tmp_path, n=16)
+    cfg = load_config(None, {"data": paths, "batch_size": 8, "max_steps": 3, "logging_steps": 1, "neg_num": 1,
+                             "cls_neg_num": 1, "max_seq_length": 16, "report_to": "tensorboard",
+                             "output_dir": str(tmp_path / "out"), "device": "cpu"})
+    train(cfg)
+    events = EventAccumulator(str(tmp_path / "out" / "tensorboard")).Reload()
+    assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
+    with pytest.raises(ValueError, match="report_to='mlflow' needs the 'mlflow' package"):
+        training._loggers("mlflow", tmp_path)
