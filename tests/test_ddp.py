@@ -23,7 +23,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-def run(tmp_path, name, nproc, data, overrides, nnodes=1):
+def run(tmp_path, name, nproc, data, overrides, nnodes=1, launcher="torchrun"):
     out = tmp_path / name
     args = ["train", str(Path(__file__).parent.parent / "configs" / "quickstart.yaml"), "--mode", "quick",
             f"data={json.dumps(data)}", f"output_dir={out}", "epochs=1", "seed=7", "neg_num=1",
@@ -32,7 +32,12 @@ def run(tmp_path, name, nproc, data, overrides, nnodes=1):
     if nnodes == 1:
         cmd = [str(BIN / "piccolo"), *args] if nproc == 1 else [
             str(BIN / "torchrun"), f"--nproc_per_node={nproc}", f"--master_port={free_port()}", "-m", "piccolo_lib.cli",
-            *args]
+            *args] if launcher == "torchrun" else [
+            # accelerate's --cpu launches one process (several need MPI); --multi_gpu is its torch-elastic
+            # launcher, and piccolo's training picks CPU + gloo by itself when no GPU is there
+            str(BIN / "accelerate"), "launch", "--multi_gpu", f"--num_processes={nproc}", "--num_machines=1",
+            "--mixed_precision=no", "--dynamo_backend=no", f"--main_process_port={free_port()}",
+            "--num_cpu_threads_per_process=1", "-m", "piccolo_lib.cli", *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         assert proc.stdout.count("saved: ") == 1  # rank 0 alone saves and reports
@@ -99,3 +104,13 @@ def test_two_nodes_on_loopback(setup):
     single = tmp / "one" if (tmp / "one" / "final").exists() else run(
         tmp, "one", 1, data, [backbone, "batch_size=4", "grad_accum=2"])
     assert_same_params(nodes, single)
+
+
+@pytest.mark.slow
+def test_accelerate_launch_equals_torchrun(setup):
+    tmp, data, backbone = setup
+    launched = run(tmp, "accelerate", 2, data, [backbone, "batch_size=4"], launcher="accelerate")
+    single = tmp / "one" if (tmp / "one" / "final").exists() else run(
+        tmp, "one", 1, data, [backbone, "batch_size=4", "grad_accum=2"])
+    assert len((launched / "metrics.jsonl").read_text().splitlines()) == 3 * 32 // 8
+    assert_same_params(launched, single)
