@@ -7,7 +7,7 @@ import pytest
 
 from piccolo_lib.cli import main
 from piccolo_lib.data import (
-    DataError, from_classification, from_pairs, load_train_sets, read_jsonl, read_meta_list, validate,
+    from_classification, from_pairs, load_train_sets, validate,
 )
 
 RETRI = [{"text": f"问题{i}", "text_pos": f"答案{i}", "text_neg": [f"干扰{i}", "其他"], "type": "retri_contrast"}
@@ -50,48 +50,80 @@ def test_conversion_builds_negatives_from_other_labels():
     assert from_pairs(["a"], ["b"], [4])[0] == {"text": "a", "text_pair": "b", "label": 4.0, "type": "cosent"}
 
 
-@pytest.mark.parametrize("row, field, message", [
-    ({"text": " ", "text_pair": "b", "label": 1}, "text", "non-empty string"),
-    ({"text": "a", "text_pair": 5, "label": 1}, "text_pair", "non-empty string"),
-    ({"text": "a", "text_pair": "b", "label": "high"}, "label", "finite number"),
-    ({"text": "a", "text_pair": "b", "label": float("nan")}, "label", "finite number"),
-])
-def test_bad_cosent_rows_name_file_row_and_field(tmp_path, row, field, message):
-    rows = STS[:2] + [{**row, "type": "cosent"}]
-    path = tmp_path / "bad.jsonl"
-    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")  # NaN is written as NaN (Python json)
-    with pytest.raises(DataError) as err:
-        load_train_sets(path)
-    assert f"{path}: row 3: field '{field}'" in str(err.value) and message in str(err.value)
+# The bad-input catalogue (one case per test, through train()) is tests/test_bad_input.py. Here: the
+# fast column-wise check and the exact per-row check must refuse the same rows.
+WS = " \u3000\t\u2028\x1c"  # ASCII, ideographic, line-separator and control-char whitespace
+TRICKY = {
+    "cosent": [
+        {"text": "a", "text_pair": "b", "label": 1.5}, {"text": WS, "text_pair": "b", "label": 1.0},
+        {"text": "a", "text_pair": "", "label": 1.0}, {"text": "a", "text_pair": "b", "label": float("nan")},
+        {"text": "a", "text_pair": "b", "label": float("inf")}, {"text": "a", "text_pair": "b", "label": -float("inf")},
+        {"text": "a", "text_pair": "b", "label": None}, {"text": None, "text_pair": "b", "label": 0.0},
+        {"text": "x" + WS, "text_pair": WS + "y", "label": -2.0},
+    ],
+    "retri_contrast": [
+        {"text": "q", "text_pos": ["p"], "text_neg": ["n"]}, {"text": "q", "text_pos": [], "text_neg": ["n"]},
+        {"text": "q", "text_pos": ["p", WS], "text_neg": ["n"]},
+        {"text": "q", "text_pos": ["p", None], "text_neg": ["n"]},
+        {"text": "q", "text_pos": None, "text_neg": ["n"]}, {"text": "q", "text_pos": ["p"], "text_neg": []},
+        {"text": "q", "text_pos": ["p"], "text_neg": None}, {"text": "q", "text_pos": ["p"], "text_neg": ["n", ""]},
+        {"text": "q", "text_pos": ["p"], "text_neg": [None]}, {"text": "", "text_pos": ["p"], "text_neg": ["n"]},
+        {"text": "q", "text_pos": ["p", "p2"], "text_neg": ["p"]},
+    ],
+    "cls_contrast": [
+        {"text": "t", "text_pos": "体育", "text_neg": ["财经", "科技"]},
+        {"text": "t", "text_pos": "体育", "text_neg": ["财经"]},
+        {"text": "t", "text_pos": "体育", "text_neg": ["体育", "科技"]},
+        {"text": "t", "text_pos": WS, "text_neg": ["a", "b"]},
+        {"text": "t", "text_pos": None, "text_neg": ["a", "b"]},
+        {"text": "t", "text_pos": "体育", "text_neg": []},
+        {"text": "t", "text_pos": "体育", "text_neg": ["财经", "科技", "体育"]},
+        {"text": "t", "text_pos": "a", "text_neg": None},
+    ],
+}
 
 
-def test_schema_errors(tmp_path):
-    ds = datasets.Dataset.from_list([{"text": "a", "text_pair": "b", "type": "cosent"}])
-    _, errors = validate(ds, "x.jsonl")
-    assert "missing column(s) ['label']" in errors[0]
-    mixed = datasets.Dataset.from_list([STS[0], {**STS[1], "type": "cls_contrast"}])
-    assert "mixed record types" in validate(mixed, "m.jsonl")[1][0]
-    unknown = datasets.Dataset.from_list([{**STS[0], "type": "regression"}])
-    assert "unknown task type 'regression'" in validate(unknown, "u.jsonl")[1][0]
-    gold = datasets.Dataset.from_list([{**CLS[0], "text_neg": ["体育", "财经"]}])
-    assert "row 1: field 'text_neg': contains the gold label '体育'" in validate(gold, "g.jsonl")[1][0]
-    small = datasets.Dataset.from_list(STS)
-    assert "fewer than one batch (32)" in validate(small, "s.jsonl", batch_size=32)[1][-1]
+@pytest.mark.parametrize("task_type", list(TRICKY))
+@pytest.mark.parametrize("neg_num", [0, 2])
+def test_column_checks_refuse_the_same_rows_as_row_checks(task_type, neg_num):
+    from piccolo_lib.data import _bad_rows, _check_row
+
+    rows = TRICKY[task_type] * 3  # three copies, read in batches of 4 rows: offsets across batch borders
+    exact = [i for i, r in enumerate(rows) if _check_row(r, task_type, neg_num)]
+    # a view starting at row 2 of its Arrow table, as after select/shuffle
+    ds = datasets.Dataset.from_list(rows[:2] + rows).select(range(2, 2 + len(rows)))
+    assert 0 < len(exact) < len(rows)
+    assert _bad_rows(ds, task_type, neg_num, limit=len(rows), batch_rows=4) == exact
+    assert _bad_rows(ds, task_type, neg_num, limit=3) == exact[:3]
 
 
-def test_bad_jsonl_and_meta_list(tmp_path):
-    (tmp_path / "t.jsonl").write_bytes(b'{"text": "a"}\n{"text": "b", "lab')
-    with pytest.raises(DataError, match=r"t.jsonl: row 2: not valid JSON \(truncated last line\?\)"):
-        read_jsonl(tmp_path / "t.jsonl")
-    (tmp_path / "u.jsonl").write_bytes(b'{"text": "a"}\n{"text": "\xff"}\n')
-    with pytest.raises(DataError, match="u.jsonl: row 2: invalid UTF-8"):
-        read_jsonl(tmp_path / "u.jsonl")
-    (tmp_path / "meta.txt").write_text("missing.dataset 1\nsts.jsonl two\n")
-    write_jsonl(tmp_path / "sts.jsonl", STS)
-    with pytest.raises(DataError) as err:
-        read_meta_list(tmp_path / "meta.txt")
-    assert "meta.txt: row 1: folder" in str(err.value) and "does not exist" in str(err.value)
-    assert "meta.txt: row 2: expected 'folder repeat_count' with a positive integer" in str(err.value)
+@pytest.mark.parametrize("task_type, column, value", [
+    ("cosent", "label", "4"), ("cosent", "text", 7), ("retri_contrast", "text_neg", "n"),
+    ("cls_contrast", "text_pos", 3), ("cosent", "label", True)])
+def test_a_column_of_the_wrong_type_refuses_every_row(task_type, column, value):
+    from piccolo_lib.data import _bad_rows
+
+    rows = [{**r, column: value} for r in TRICKY[task_type][:1] * 5]
+    assert _bad_rows(datasets.Dataset.from_list(rows), task_type, 0, limit=10) == [0, 1, 2, 3, 4]
+
+
+def test_fast_and_exact_jsonl_readers_give_the_same_rows_and_messages(tmp_path):
+    """Arrow reads a clean file; a field typed str in one row and list in another sends it to the
+    exact reader; both name the same line, and a UTF-8 byte-order mark is accepted by both."""
+    from piccolo_lib.data import Rows, read_table
+
+    rows = [{**r, "type": "retri_contrast"} for r in TRICKY["retri_contrast"][:2]]
+    bom = b"\xef\xbb\xbf"
+    (tmp_path / "fast.jsonl").write_bytes(bom + "\n\n".join(json.dumps(r) for r in rows).encode() + b"\n")
+    mixed = [{**rows[0], "text_pos": "p"}, rows[1]]  # text_pos: a string in row 1, a list in row 2
+    (tmp_path / "exact.jsonl").write_bytes(bom + "\n\n".join(json.dumps(r) for r in mixed).encode() + b"\n")
+    fast, exact = read_table(tmp_path / "fast.jsonl"), read_table(tmp_path / "exact.jsonl")
+    assert isinstance(fast, datasets.Dataset) and isinstance(exact, Rows) and exact.lines == [1, 3]
+    assert fast.to_list() == rows
+    for ds, name in [(fast, "fast.jsonl"), (exact, "exact.jsonl")]:
+        _, errors = validate(ds, str(tmp_path / name))
+        assert errors == [f"{tmp_path / name}: row 3: field 'text_pos': expected a non-empty string or list of "
+                          "strings, got []"]
 
 
 def test_cli_validate_exit_codes(tmp_path, capsys):
