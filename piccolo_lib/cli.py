@@ -2,7 +2,11 @@
 
     piccolo quickstart [--mode quick|full|auto] [key=value ...]
     piccolo train CONFIG.yaml [key=value ...]
-    piccolo eval MODEL [--benchmark local] [--dims 224,128,64] [--output DIR]
+    piccolo eval MODEL [--benchmark local|cmteb|cmteb-legacy] [--tasks T,...] [--dims 224,128,64]
+                 [--output DIR] [--data-dir DIR] [--prompts FILE.json] [--zero-shot]
+    piccolo report RESULTS_DIR [--benchmark auto|local|cmteb|cmteb-legacy] [--format md|json|csv] [--models M,...]
+    piccolo cmteb download --to DIR [--benchmark cmteb|cmteb-legacy] [--tasks T,...]
+    piccolo cmteb sample-mirror --to DIR
     piccolo data validate PATH_OR_META_LIST ... [--root DIR] [--batch-size N]
     piccolo data mine MODEL IN.jsonl OUT.jsonl [--range-min 50 --range-max 100]
     piccolo backbone build {offline-bert,offline-decoder} [--out DIR] [--seed N]
@@ -33,13 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("overrides", nargs="*", help="key=value config overrides")
     t.add_argument("--mode", default=None, choices=["quick", "full", "auto"])
 
-    e = sub.add_parser("eval", help="evaluate a model on the local benchmark")
-    e.add_argument("model")
-    e.add_argument("--benchmark", default="local", choices=["local"])
-    e.add_argument("--dims", default="", help="comma-separated truncation dims, e.g. 224,128,64")
-    e.add_argument("--output", default="runs/eval")
-    e.add_argument("--data-dir", default=None, help="folder of eval files (default: data_samples/eval)")
-    e.add_argument("--mode", default="auto", choices=["quick", "full", "auto"])
+    _add_eval_parsers(sub)
 
     d = sub.add_parser("data", help="data tools")
     dsub = d.add_subparsers(dest="data_cmd", required=True)
@@ -79,6 +77,99 @@ def _cmd_env() -> int:
     return 0
 
 
+def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
+    """``eval``, ``report`` and ``cmteb`` (notebooks/06_cmteb_eval.ipynb)."""
+    e = sub.add_parser("eval", help="evaluate a model with mteb: local benchmark or C-MTEB, per MRL dim")
+    e.add_argument("model", help="a SentenceTransformer folder, a hub name, or offline-bert/minilm")
+    e.add_argument("--benchmark", default="local", choices=["local", "cmteb", "cmteb-legacy"])
+    e.add_argument("--tasks", default="", help="comma-separated task names (default: the whole benchmark)")
+    e.add_argument("--dims", default="", help="comma-separated truncation dims, e.g. 1792,1280,768,512,256")
+    e.add_argument("--output", default="runs/eval", help="mteb result cache; a re-run computes only what is missing")
+    e.add_argument("--data-dir", default=None,
+                   help="local: folder of eval files (default data_samples/eval); cmteb: offline mirror folder")
+    e.add_argument("--name", default=None, help="model name in the results (default: from MODEL)")
+    e.add_argument("--prompts", default=None, help="JSON file of sentence-transformers prompts (query, document, "
+                                                  "task name or type -> text) added to the model's own")
+    e.add_argument("--zero-shot", action=argparse.BooleanOptionalAction, default=None,
+                   help="also zero-shot classification by label retrieval (default: on for local)")
+    e.add_argument("--batch-size", type=int, default=64)
+    e.add_argument("--device", default=None)
+    e.add_argument("--mode", default="auto", choices=["quick", "full", "auto"])
+
+    r = sub.add_parser("report", help="C-MTEB table from mteb result files (any mteb version)")
+    r.add_argument("results_dir")
+    r.add_argument("--benchmark", default="auto", choices=["auto", "local", "cmteb", "cmteb-legacy"],
+                   help="auto: local if the folder holds local-benchmark results, else cmteb")
+    r.add_argument("--format", default="md", choices=["md", "json", "csv"])
+    r.add_argument("--models", default="", help="comma-separated: keep models whose name contains one of these")
+    r.add_argument("--output", default=None, help="write to this file instead of stdout")
+
+    c = sub.add_parser("cmteb", help="offline C-MTEB data")
+    csub = c.add_subparsers(dest="cmteb_cmd", required=True)
+    dl = csub.add_parser("download", help="mirror the datasets of the benchmark's tasks (needs the hub)")
+    dl.add_argument("--to", required=True)
+    dl.add_argument("--benchmark", default="cmteb-legacy", choices=["cmteb", "cmteb-legacy"],
+                    help="cmteb-legacy (default) holds all 31 tasks of cmteb plus the 4 legacy ones")
+    dl.add_argument("--tasks", default="")
+    dl.add_argument("--force", action="store_true", help="download again tasks already mirrored")
+    sm = csub.add_parser("sample-mirror", help="a tiny mirror of 6 real tasks filled with data_samples (try the offline path)")
+    sm.add_argument("--to", required=True)
+
+
+def _cmd_evaluation(args: argparse.Namespace) -> int:
+    """``eval``, ``report`` and ``cmteb``: errors the user can fix are one line on stderr, exit 1."""
+    import json
+    from pathlib import Path
+
+    from .cmteb import benchmark_tasks, download, evaluate_benchmark, sample_mirror
+    from .data import DataError
+    from .reporting import build_reports, render
+
+    names = [x.strip() for x in getattr(args, "tasks", "").split(",") if x.strip()] or None
+    try:
+        if args.cmd == "cmteb" and args.cmteb_cmd == "download":
+            for path in download(args.to, benchmark_tasks(args.benchmark, names), force=args.force):
+                print(f"mirrored {path}")
+            return 0
+        if args.cmd == "cmteb":
+            print(f"sample mirror of {sample_mirror(args.to)} in {args.to}")
+            return 0
+        if args.cmd == "report":
+            root = Path(args.results_dir)
+            benchmark = args.benchmark
+            if benchmark == "auto":
+                benchmark = "local" if next(root.rglob("PiccoloLocal*.json"), None) else "cmteb"
+            models = [m.strip() for m in args.models.split(",") if m.strip()] or None
+            text = render(build_reports(root, benchmark, models), args.format, benchmark)
+            if args.output:
+                Path(args.output).write_text(text, encoding="utf-8")
+            else:
+                print(text, end="" if text.endswith("\n") else "\n")
+            return 0
+        from sentence_transformers import SentenceTransformer
+
+        from .backbones import OFFLINE_BACKBONES, resolve_backbone
+
+        model = SentenceTransformer(resolve_backbone(args.model), device=args.device)
+        if args.prompts:
+            prompts = json.loads(Path(args.prompts).read_text(encoding="utf-8"))
+            if not isinstance(prompts, dict) or not all(isinstance(v, str) for v in prompts.values()):
+                raise ValueError(f"{args.prompts}: expected a JSON object of name -> prompt text")
+            model.prompts.update(prompts)
+        name = args.name or (args.model if args.model in OFFLINE_BACKBONES or not Path(args.model).exists()
+                             else args.model.rstrip("/").replace("/", "__"))
+        dims = [int(x) for x in args.dims.split(",") if x.strip()]
+        evaluate_benchmark(model, args.benchmark, args.output, name=name, tasks=names, dims=dims,
+                           data_dir=args.data_dir, zero_shot=args.zero_shot, batch_size=args.batch_size)
+    except (ConnectionError, FileNotFoundError, ValueError, DataError) as err:
+        print(f"piccolo {args.cmd}: {err}", file=sys.stderr)
+        return 1
+    cached = name if "/" in name else f"local/{name}"  # how evaluation files the model
+    reports = [r for r in build_reports(args.output, args.benchmark, tasks=names) if r.model == cached]
+    print(render(reports, "md", args.benchmark, names))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     # key=value overrides may come after options (`--mode quick epochs=1`), which argparse leaves over
@@ -109,19 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         if int(os.environ.get("RANK", "0")) == 0:
             print(f"saved: {final}")
         return 0
-    if args.cmd == "eval":
-        from sentence_transformers import SentenceTransformer
-
-        from .backbones import DATA_SAMPLES
-        from .evaluation import evaluate_model, local_tasks
-        from .reporting import format_table
-
-        model = SentenceTransformer(args.model)
-        tasks = local_tasks(args.data_dir or DATA_SAMPLES / "eval")
-        dims = [None] + [int(x) for x in args.dims.split(",") if x.strip()]
-        name = args.model.rstrip("/").replace("/", "__")
-        print(format_table([evaluate_model(model, tasks, args.output, model_name=name, truncate_dim=d) for d in dims]))
-        return 0
+    if args.cmd in ("eval", "report", "cmteb"):
+        return _cmd_evaluation(args)
     if args.cmd == "data" and args.data_cmd == "mine":
         from .mining import mine_file
 

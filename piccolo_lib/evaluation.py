@@ -1,27 +1,23 @@
-"""Offline C-MTEB-style evaluation on the repo's small local data (``data_samples/eval``).
+"""Run mteb (2.26) on an embedding model: cached, resumable, per Matryoshka dim, with zero-shot extras.
 
-Six local tasks, one per C-MTEB category, run through mteb's own abstasks and evaluators (mteb 2.26),
-each with the metadata of a real C-MTEB task, so a score means what it means on C-MTEB (on tiny data):
+- :func:`evaluate_model` runs any mteb tasks (the local benchmark of :mod:`piccolo_lib.local_benchmark`,
+  or C-MTEB's from :mod:`piccolo_lib.cmteb`) through mteb's evaluators and returns a summary whose every
+  score carries its split, metric and the mteb version.
+- Results are mteb's own files in ``output_dir/results/<model>/<revision>/<task>.json``, truncated
+  embeddings under ``.../experiments/truncate_dim_<d>/`` (see :func:`results_dir`). A re-run computes
+  only what is missing (mteb's ``only-missing``); files are written atomically (:class:`AtomicResultCache`),
+  so a run killed at any point resumes with the unfinished tasks; an unreadable or stale file (other data
+  revision) is moved aside and its task recomputed.
+- :func:`zero_shot_task` turns a classification task into zero-shot classification by label retrieval
+  (embed the label names, pick the nearest), scored beside mteb's logistic regression.
 
-- Classification (AbsTaskClassification, as TNews): accuracy of mteb's logistic regression on frozen
-  embeddings, 32 train texts per label, mean of 10 draws.
-- Clustering (the fast AbsTaskClustering, as CLSClusteringS2S.v2): v_measure of MiniBatchKMeans.
-- PairClassification (AbsTaskPairClassification, as Ocnli): max_accuracy, the best-threshold accuracy
-  over cosine/dot/euclidean/manhattan scores (max_ap, what the old C-MTEB leaderboard showed, is in the
-  result files too).
-- Reranking (AbsTaskRetrieval with top_ranked candidates, as T2Reranking): map_at_1000.
-- Retrieval (AbsTaskRetrieval, as T2Retrieval): ndcg_at_10 over the whole corpus.
-- STS (AbsTaskSTS, as LCQMC): cosine_spearman.
-
-mteb caches results in ``output_dir/results/<model>/<revision>/<task>.json``, truncated embeddings under
-``.../experiments/truncate_dim_<d>/`` (see ``results_dir``); a task whose files changed is recomputed.
+Introduced in notebooks/06_cmteb_eval.ipynb.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import random
+import os
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -32,179 +28,24 @@ import datasets
 import mteb
 import numpy as np
 import torch
-from datasets import Dataset, DatasetDict
-from mteb.abstasks import (
-    AbsTaskClassification,
-    AbsTaskClustering,
-    AbsTaskPairClassification,
-    AbsTaskRetrieval,
-    AbsTaskSTS,
-)
+from datasets import ClassLabel, Dataset
+from mteb.abstasks import AbsTaskZeroShotClassification
 from mteb.cache import ResultCache
 from mteb.models import ModelMeta, SentenceTransformerEncoderWrapper
-from mteb.models.abs_encoder import AbsEncoder
+from mteb.models.abs_encoder import AbsEncoder, get_prompt_name
 from mteb.models.model_meta import ScoringFunction
 from mteb.results import TaskResult
+from mteb.types import PromptType
 from sentence_transformers import SentenceTransformer
-from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.exceptions import ConvergenceWarning, UndefinedMetricWarning
 from threadpoolctl import ThreadpoolController
 
-from .data import read_jsonl
-from .reporting import CATEGORIES, aggregate, format_table  # noqa: F401  (format_table: re-exported)
+from .local_benchmark import TfidfEncoder, local_tasks  # noqa: F401  (re-exported)
+from .reporting import CATEGORIES, aggregate, format_table  # noqa: F401  (re-exported)
+
 TFIDF_NAME = "tfidf-char-ngram"
 _REVISION = "local"  # mteb's model-revision folder: a model is identified by model_name alone
-_TASK_VERSION = "1"  # part of each task's data hash: bump it when task construction changes
 logger = logging.getLogger(__name__)
-
-
-class _LocalTask:
-    """Mixin for a task read from jsonl files (``files``: role -> path); data load on first use."""
-
-    def __init__(self, files: dict[str, Path]) -> None:
-        self.files = files
-        super().__init__()  # AbsTask.__init__: seeds, hf_subsets
-
-    def rows(self, role: str) -> list[dict[str, Any]]:
-        return read_jsonl(self.files[role])
-
-    def texts(self) -> list[str]:
-        """Every text in the task's files (to fit the TF-IDF baseline's vocabulary)."""
-        out: list[str] = []
-        for row in (row for role in self.files for row in self.rows(role)):
-            out += [row[k] for k in ("sentence1", "sentence2", "text", "query", "text_pos")
-                    if isinstance(row.get(k), str)]
-            out += [t for k in ("positive", "negative", "text_neg") for t in row.get(k) or []]
-        return out
-
-    def load_data(self, *args: Any, **kwargs: Any) -> None:
-        self.dataset = {"default": self._splits()}  # {subset: {split: data}}, as the abstasks expect
-        self.data_loaded = True
-
-    def _splits(self) -> Any:
-        raise NotImplementedError
-
-
-class _LocalSTS(_LocalTask, AbsTaskSTS):
-    def _splits(self) -> dict[str, Dataset]:
-        return {"test": Dataset.from_list([{"sentence1": r["sentence1"], "sentence2": r["sentence2"],
-                                            "score": float(r["score"])} for r in self.rows("eval")])}
-
-
-class _LocalPairClassification(_LocalTask, AbsTaskPairClassification):
-    label_column_name = "label"
-
-    def _splits(self) -> dict[str, Dataset]:
-        return {"test": Dataset.from_list([{"sentence1": r["sentence1"], "sentence2": r["sentence2"],
-                                            "label": int(r["label"])} for r in self.rows("eval")])}
-
-
-class _LocalClassification(_LocalTask, AbsTaskClassification):
-    samples_per_label = 32  # as C-MTEB's TNews / IFlyTek; 10 experiments (mteb default)
-
-    def _splits(self) -> DatasetDict:
-        train = [(r["text"], r["text_pos"]) for r in self.rows("train")]
-        test = [(r["text"], r["label"]) for r in self.rows("eval")]
-        ids = {name: i for i, name in enumerate(sorted({label for _, label in train + test}))}
-        return DatasetDict({split: Dataset.from_list([{"text": t, "label": ids[label]} for t, label in pairs])
-                            for split, pairs in (("train", train), ("test", test))})
-
-
-class _LocalClustering(_LocalTask, AbsTaskClustering):
-    """The fast (non-legacy) clustering task: every text is embedded once, then each of 10 experiments
-    runs MiniBatchKMeans on a full-size bootstrap resample and v_measure is averaged. Its defaults (embed
-    4% of the data, 16k texts per experiment) are meant for large corpora, so they are adapted here;
-    the legacy task would give one noisy k-means run on ~160 texts."""
-
-    input_column_name, label_column_name = "text", "label"
-    max_fraction_of_documents_to_embed = None
-
-    def _splits(self) -> dict[str, Dataset]:
-        rows = [{"text": r["text"], "label": str(r["label"])} for r in self.rows("eval")]
-        self.max_documents_per_cluster = len(rows)
-        return {"test": Dataset.from_list(rows)}
-
-    def _evaluate_subset(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        self.rng_state = random.Random(self.seed)  # same resamples on every run, whatever ran before
-        return super()._evaluate_subset(*args, **kwargs)
-
-
-def _retrieval_split(queries: list[dict], corpus: list[dict], qrels: dict, top_ranked: dict | None) -> dict:
-    return {"test": {"queries": Dataset.from_list(queries), "corpus": Dataset.from_list(corpus),
-                     "relevant_docs": qrels, "top_ranked": top_ranked}}
-
-
-class _LocalRetrieval(_LocalTask, AbsTaskRetrieval):
-    def _splits(self) -> dict[str, dict]:
-        qrels: dict[str, dict[str, int]] = {}
-        for r in self.rows("qrels"):
-            qrels.setdefault(str(r["query_id"]), {})[str(r["corpus_id"])] = int(r["score"])
-        queries = [{"id": str(r["id"]), "text": r["text"]} for r in self.rows("queries")]
-        corpus = [{"id": str(r["id"]), "text": r["text"]} for r in self.rows("corpus")]
-        return _retrieval_split(queries, corpus, qrels, None)
-
-
-class _LocalReranking(_LocalTask, AbsTaskRetrieval):
-    """mteb v2 reranking: retrieval restricted to each query's own candidates (``top_ranked``)."""
-
-    def _splits(self) -> dict[str, dict]:
-        doc_ids: dict[str, str] = {}  # identical texts share one corpus entry
-        queries, qrels, top_ranked = [], {}, {}
-        for i, r in enumerate(self.rows("eval")):
-            queries.append({"id": f"q{i}", "text": r["query"]})
-            candidates = [doc_ids.setdefault(t, f"d{len(doc_ids)}") for t in r["positive"] + r["negative"]]
-            top_ranked[f"q{i}"] = list(dict.fromkeys(candidates))
-            qrels[f"q{i}"] = {doc_ids[t]: 1 for t in r["positive"]}
-        corpus = [{"id": d, "text": t} for t, d in doc_ids.items()]
-        return _retrieval_split(queries, corpus, qrels, top_ranked)
-
-
-# category -> (task class, real C-MTEB task whose metadata is copied, {role: file}); "train:" = train_dir
-_SPECS: dict[str, tuple[type, str, dict[str, str]]] = {
-    "Classification": (_LocalClassification, "TNews",
-                       {"eval": "classification.jsonl", "train": "train:classification.jsonl"}),
-    "Clustering": (_LocalClustering, "CLSClusteringS2S.v2", {"eval": "clustering.jsonl"}),
-    "PairClassification": (_LocalPairClassification, "Ocnli", {"eval": "pair_classification.jsonl"}),
-    "Reranking": (_LocalReranking, "T2Reranking", {"eval": "reranking.jsonl"}),
-    "Retrieval": (_LocalRetrieval, "T2Retrieval", {"queries": "retrieval_queries.jsonl",
-                  "corpus": "retrieval_corpus.jsonl", "qrels": "retrieval_qrels.jsonl"}),
-    "STS": (_LocalSTS, "LCQMC", {"eval": "sts.jsonl"}),
-}
-
-
-def local_tasks(data_dir: str | Path, train_dir: str | Path | None = None) -> list:
-    """Build the six local tasks (``PiccoloLocal<Category>``) from ``data_dir``'s jsonl files.
-
-    Args:
-        data_dir: Folder with the eval files (sts.jsonl, pair_classification.jsonl, retrieval_*.jsonl,
-            reranking.jsonl, classification.jsonl, clustering.jsonl).
-        train_dir: Folder with classification.jsonl, the classifier's training split
-            (default: ``data_dir/../train``).
-
-    Returns:
-        One mteb task per category, in ``CATEGORIES`` order. Each task's dataset revision is a hash of
-        its files, so cached results of changed data are recomputed.
-    """
-    data_dir = Path(data_dir)
-    train_dir = Path(train_dir) if train_dir is not None else data_dir.parent / "train"
-    tasks = []
-    for category in CATEGORIES:
-        base, source, roles = _SPECS[category]
-        files = {role: train_dir / f[6:] if f.startswith("train:") else data_dir / f
-                 for role, f in roles.items()}
-        missing = [str(p) for p in files.values() if not p.is_file()]
-        if missing:
-            raise FileNotFoundError(f"{category} task needs {missing}")
-        digest = hashlib.sha256(_TASK_VERSION.encode())
-        for role in sorted(files):
-            digest.update(role.encode() + files[role].read_bytes())
-        name = f"PiccoloLocal{category}"
-        metadata = mteb.get_task(source).metadata.model_copy(update={
-            "name": name, "description": f"Piccolo2 local {category} sample from {data_dir}",
-            "dataset": {"path": str(data_dir), "revision": digest.hexdigest()[:16]},
-            "eval_splits": ["test"], "superseded_by": None, "prompt": None})
-        # A class per call: metadata is class-level in mteb (unload_data() drops instance copies).
-        tasks.append(type(name, (base,), {"metadata": metadata, "__module__": __name__})(files))
-    return tasks
 
 
 def _mteb_meta(base: ModelMeta | None, model_name: str, revision: str,
@@ -221,6 +62,58 @@ def results_dir(output_dir: str | Path, model_name: str, truncate_dim: int | Non
     """The folder in which ``evaluate_model`` stores ``<task name>.json`` for this model and dim."""
     meta = _mteb_meta(None, model_name, revision, truncate_dim)
     return ResultCache(output_dir).get_task_result_path("x", meta).parent
+
+
+class _AtomicWrite:
+    """A TaskResult whose ``to_disk`` writes a temp file and renames it over the target."""
+
+    def __init__(self, result: TaskResult) -> None:
+        self._result = result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._result, name)
+
+    def to_disk(self, path: Path) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            self._result.to_disk(tmp)  # mteb's own serialisation, only the destination changes
+            os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old or the new file
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+class AtomicResultCache(ResultCache):
+    """mteb's result cache, with each task result file written atomically.
+
+    mteb 2.26 writes ``<task>.json`` with ``open("w")`` + ``json.dump`` (``TaskResult.to_disk``, called by
+    ``save_to_cache`` after every subset and at the end of each task). A kill during that write leaves a
+    truncated file, and the next run stops on it when mteb reads the cache. This patches the narrowest
+    point: the one ``to_disk`` call inside ``save_to_cache`` goes through a temp file + ``os.replace``.
+    ``model_meta.json`` and ``run_settings.jsonl`` stay mteb's: the first is rewritten on every save and
+    never read on resume, and mteb skips unparsable lines of the second.
+    """
+
+    def save_to_cache(self, task_result: TaskResult, model_name: Any, model_revision: str | None = None,
+                      **kwargs: Any) -> None:
+        super().save_to_cache(_AtomicWrite(task_result), model_name, model_revision, **kwargs)
+
+
+def _drop_stale(cache: ResultCache, meta: ModelMeta, tasks: list) -> None:
+    """Move aside cached results mteb would trip over or wrongly reuse: unreadable files, other data."""
+    for task in tasks:
+        path = cache.get_task_result_path(task.metadata.name, meta)
+        if not path.is_file():
+            continue
+        try:
+            revision = TaskResult.from_disk(path).dataset_revision
+        except Exception as err:  # truncated by a crash before atomic writes, edited by hand, ...
+            aside = path.with_name(path.name + ".corrupt")
+            logger.warning("Unreadable result %s (%s); moved to %s, recomputing", path, err, aside.name)
+            os.replace(path, aside)
+            continue
+        if revision != task.metadata.revision:  # mteb would reuse a complete result of other data
+            logger.info("Data of %s changed since it was cached; recomputing", task.metadata.name)
+            path.unlink()
 
 
 class _EncodeAdapter(AbsEncoder):
@@ -258,7 +151,10 @@ def _run_settings(model: Any, truncate_dim: int | None, show_progress: bool) -> 
         if not show_progress:
             datasets.disable_progress_bars()
         mteb_logger.setLevel(max(mteb_logger.getEffectiveLevel(), logging.WARNING))  # no per-task INFO
-        with pools.limit(limits=1):
+        with pools.limit(limits=1), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UndefinedMetricWarning)  # precision of never-predicted labels
+            # mteb's classifier is LogisticRegression(max_iter=100), part of the protocol: keep it, mute it
+            warnings.simplefilter("ignore", ConvergenceWarning)
             yield
     finally:
         mteb_logger.setLevel(old_level)
@@ -268,14 +164,30 @@ def _run_settings(model: Any, truncate_dim: int | None, show_progress: bool) -> 
             datasets.enable_progress_bars()
 
 
+def _prompts_used(wrapper: Any, task: Any) -> dict[str, str]:
+    """{input kind: name of the model prompt mteb applies}, e.g. {"query": "query", "document": "document"}.
+
+    mteb encodes retrieval queries and documents with prompt types query/document, everything else with
+    none; it then looks the prompt up by task name, task type and prompt type (see mteb's get_prompt_name).
+    """
+    prompts = getattr(wrapper, "model_prompts", None)
+    if not prompts:
+        return {}
+    kinds = ([PromptType.query, PromptType.document] if task.metadata.type in ("Retrieval", "Reranking")
+             else [None])
+    found = {(k.value if k else "text"): get_prompt_name(prompts, task.metadata, k) for k in kinds}
+    return {k: name for k, name in found.items() if name and prompts.get(name)}  # "" prompts change nothing
+
+
 def evaluate_model(model: Any, tasks: list, output_dir: str | Path, *, model_name: str,
                    truncate_dim: int | None = None, batch_size: int = 64, show_progress: bool = True) -> dict:
     """Run mteb's evaluators for ``tasks`` on an embedding model, reusing cached results.
 
     Args:
-        model: A SentenceTransformer (wrapped by mteb, so its query/document prompts are used) or any
-            object with a SentenceTransformer-like ``encode(texts, batch_size=..., show_progress_bar=...)``.
-        tasks: mteb tasks, e.g. ``local_tasks(...)``.
+        model: A SentenceTransformer (wrapped by mteb, so its prompts are used: ``query``/``document``
+            for retrieval, or keyed by task name or type) or any object with a SentenceTransformer-like
+            ``encode(texts, batch_size=..., show_progress_bar=...)``.
+        tasks: mteb tasks, e.g. ``local_tasks(...)``, ``cmteb.benchmark_tasks(...)``, ``zero_shot_task(...)``.
         output_dir: mteb result cache; results go to ``results_dir(output_dir, model_name, truncate_dim)``.
             Tasks found there (with unchanged data) are not recomputed: name a new checkpoint anew.
         model_name: Identifies the model in the cache and in the summary.
@@ -286,8 +198,9 @@ def evaluate_model(model: Any, tasks: list, output_dir: str | Path, *, model_nam
 
     Returns:
         ``{"model", "truncate_dim", "mteb_version", "results_dir", "tasks": {name: {"category",
-        "main_score" (percent), "metric", "split"}}, "categories": {category: mean of its tasks},
-        "average": mean over all tasks}``, all scores in percent.
+        "main_score" (percent), "metric", "split", "prompts"}}, "categories": {category: mean of its
+        tasks}, "average": mean over all tasks, "extras": {name: ...}}``. Tasks outside the six C-MTEB
+        categories (zero-shot classification) go to ``extras`` and into no average.
     """
     is_st = isinstance(model, SentenceTransformer)
     if truncate_dim is None and is_st:  # a model loaded with truncate_dim=d is evaluated, and filed, at d
@@ -300,49 +213,100 @@ def evaluate_model(model: Any, tasks: list, output_dir: str | Path, *, model_nam
         wrapper = SentenceTransformerEncoderWrapper(model) if is_st else _EncodeAdapter(model, truncate_dim)
     revision = getattr(model, "cache_revision", _REVISION)
     wrapper.mteb_model_meta = meta = _mteb_meta(wrapper.mteb_model_meta, model_name, revision, truncate_dim)
-    cache = ResultCache(output_dir)
-    for task in tasks:  # mteb reuses a complete result even if the data changed: drop it ourselves
-        path = cache.get_task_result_path(task.metadata.name, meta)
-        if path.is_file() and TaskResult.from_disk(path).dataset_revision != task.metadata.revision:
-            logger.info("Data of %s changed since it was cached; recomputing", task.metadata.name)
-            path.unlink()
-    with _run_settings(model, truncate_dim, show_progress), warnings.catch_warnings():
-        warnings.simplefilter("ignore", UndefinedMetricWarning)  # precision of never-predicted labels
+    cache = AtomicResultCache(output_dir)
+    _drop_stale(cache, meta, tasks)
+    with _run_settings(model, truncate_dim, show_progress):
         result = mteb.evaluate(wrapper, tasks, cache=cache, overwrite_strategy="only-missing",
                                encode_kwargs={"batch_size": batch_size, "show_progress_bar": show_progress},
                                show_progress_bar=show_progress, co2_tracker=False)
     by_name = {r.task_name: r for r in result.task_results}
-    task_scores = {}
+    failed = [t.metadata.name for t in tasks if t.metadata.name not in by_name]
+    if failed:
+        raise RuntimeError(f"mteb returned no result for {failed}: {[str(e) for e in result.exceptions]}")
+    task_scores, extras = {}, {}
     for task in tasks:
-        split = task.metadata.eval_splits[0]
-        score = np.mean([s["main_score"] for s in by_name[task.metadata.name].scores[split]])
-        task_scores[task.metadata.name] = {  # mteb stores fractions rounded to 6 decimals
-            "category": task.metadata.type, "main_score": round(100 * float(score), 4),
-            "metric": task.metadata.main_score, "split": split}
-    categories, average = aggregate(task_scores)
+        splits = list(task.eval_splits)
+        entries = [s for split in splits for s in by_name[task.metadata.name].scores[split]
+                   if s["hf_subset"] in task.hf_subsets]
+        score = {"category": task.metadata.type,  # mteb stores fractions rounded to 6 decimals
+                 "main_score": round(100 * float(np.mean([s["main_score"] for s in entries])), 4),
+                 "metric": task.metadata.main_score, "split": "+".join(splits),
+                 "prompts": _prompts_used(wrapper, task)}
+        if task.hf_subsets != ["default"]:
+            score["subset"] = "+".join(task.hf_subsets)
+        (task_scores if task.metadata.type in CATEGORIES else extras)[task.metadata.name] = score
+    categories, average = aggregate(task_scores) if task_scores else ({}, float("nan"))
     return {"model": model_name, "truncate_dim": truncate_dim, "mteb_version": mteb.__version__,
             "results_dir": str(cache.get_task_result_path("x", meta).parent), "tasks": task_scores,
-            "categories": categories, "average": average}
+            "categories": categories, "average": average, "extras": extras}
 
 
-class TfidfEncoder:
-    """Character 1-3-gram TF-IDF (char_wb, sublinear tf, l2-normalised rows) as a dense sentence encoder.
+def label_names(data: Dataset, column: str = "label") -> list[str] | None:
+    """The class names of a classification split: a ClassLabel's names, or the sorted string labels."""
+    feature = data.features[column]
+    if isinstance(feature, ClassLabel):
+        return list(feature.names)
+    values = list(data[column])
+    return sorted(set(values)) if values and isinstance(values[0], str) else None
 
-    n-grams found in a single fitted text are dropped (min_df=2): they can never make two texts similar,
-    and on data_samples they are 60% of the vocabulary, which made classification and k-means 2x slower.
+
+class _ZeroShotTwin(AbsTaskZeroShotClassification):
+    """Zero-shot classification by label retrieval on another task's eval data (``source``)."""
+
+    input_column_name = "text"
+    source: Any
+    template: str = "{}"
+    names: list[str] | None = None
+
+    def load_data(self, *args: Any, **kwargs: Any) -> None:
+        src = self.source
+        if not src.data_loaded:
+            src.load_data()
+        nested = {"default": src.dataset} if isinstance(next(iter(src.dataset.values())), Dataset) else src.dataset
+        self.dataset = {}
+        for subset in self.hf_subsets:
+            self.dataset[subset] = {}
+            for split in self.eval_splits:
+                data = nested[subset][split]
+                names = self.names or label_names(data, src.label_column_name)
+                if names is None:
+                    raise ValueError(f"{src.metadata.name}: labels are integers without names; zero-shot "
+                                     "classification needs label names (zero_shot_task(..., names=[...]))")
+                self.names = names
+                self.dataset[subset][split] = data.select_columns([src.input_column_name, src.label_column_name]) \
+                    .rename_columns({src.input_column_name: "text", src.label_column_name: "label"})
+        self.data_loaded = True
+
+    def get_candidate_labels(self) -> list[str]:
+        return [self.template.format(name) for name in self.names]
+
+
+def zero_shot_task(task: Any, template: str = "{}", names: list[str] | None = None) -> Any:
+    """Zero-shot classification by label retrieval on a classification task's eval split.
+
+    Each eval text is embedded, each label name is embedded (formatted by ``template``, e.g.
+    ``"这是一条关于{}的文本"``), and the prediction is the label with the highest cosine. No training
+    data is used, unlike mteb's logistic regression (``main_score`` accuracy, as the source task).
+
+    Args:
+        task: An mteb classification task whose labels have names (a ClassLabel or string column).
+        template: Format string for the label texts.
+        names: Label names by label id, for tasks whose labels are bare integers.
+
+    Returns:
+        An mteb ``AbsTaskZeroShotClassification`` named ``<task name>ZeroShot`` (type ZeroShotClassification).
     """
-
-    def __init__(self, fit_texts: list[str]) -> None:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
-        self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 3), sublinear_tf=True,
-                                          min_df=2 if len(fit_texts) > 1 else 1)
-        self.vectorizer.fit(fit_texts)
-        # cache folder: results of a vocabulary fitted on other texts are kept apart
-        self.cache_revision = "fit-" + hashlib.sha256("\n".join(fit_texts).encode()).hexdigest()[:12]
-
-    def encode(self, texts: list[str], **kwargs: Any) -> np.ndarray:
-        return self.vectorizer.transform(texts).toarray().astype(np.float32)
+    if task.metadata.type != "Classification":
+        raise ValueError(f"zero_shot_task needs a Classification task, got {task.metadata.name} ({task.metadata.type})")
+    metadata = task.metadata.model_copy(update={
+        "name": f"{task.metadata.name}ZeroShot", "type": "ZeroShotClassification", "main_score": "accuracy",
+        "description": f"{task.metadata.name} by label retrieval (zero-shot, label texts {template!r})",
+        "superseded_by": None})
+    cls = type(metadata.name, (_ZeroShotTwin,), {"metadata": metadata, "source": task, "template": template,
+                                                 "names": names, "__module__": __name__})
+    twin = cls()
+    twin._eval_splits, twin.hf_subsets = list(task.eval_splits), list(task.hf_subsets)
+    return twin
 
 
 def tfidf_baseline(tasks: list, output_dir: str | Path, fit_texts: list[str] | None = None) -> dict:
@@ -357,9 +321,10 @@ def tfidf_baseline(tasks: list, output_dir: str | Path, fit_texts: list[str] | N
     Returns:
         The summary dict of ``evaluate_model``.
     """
-    if fit_texts is None:
-        fit_texts = list(dict.fromkeys(t for task in tasks if isinstance(task, _LocalTask) for t in task.texts()))
-    if not fit_texts:
+    from .local_benchmark import fit_texts as local_fit_texts
+
+    texts = local_fit_texts(tasks) if fit_texts is None else fit_texts
+    if not texts:
         raise ValueError("No texts to fit the TF-IDF vocabulary on; pass fit_texts")
-    return evaluate_model(TfidfEncoder(fit_texts), tasks, output_dir, model_name=TFIDF_NAME,
+    return evaluate_model(TfidfEncoder(texts), tasks, output_dir, model_name=TFIDF_NAME,
                           batch_size=256, show_progress=False)
