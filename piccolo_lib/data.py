@@ -280,10 +280,20 @@ def to_dataset(records: Records, source: str = "") -> datasets.Dataset:
     """An Arrow dataset from validated records."""
     if isinstance(records, datasets.Dataset):
         return records
+    records = list(records)
+    if any(isinstance(r.get("text_pos"), list) for r in records):  # str in some rows, lists in others:
+        records = [{**r, "text_pos": [r["text_pos"]]} if isinstance(r.get("text_pos"), str) else r
+                   for r in records]  # one Arrow column type (a 1-element list samples the same positive)
+    import pyarrow as pa
+    from datasets.fingerprint import generate_random_fingerprint
+
+    columns = _columns(records)  # every row's keys (Dataset.from_list keeps only the first row's)
     try:
-        return datasets.Dataset.from_list(list(records))
+        table = pa.Table.from_pydict({c: [r.get(c) for r in records] for c in columns})
     except (TypeError, ValueError) as e:  # pyarrow errors subclass these: e.g. an extra column of mixed types
         raise DataError(f"{source}: rows cannot be stored as one table: {e}") from None
+    # a random fingerprint, as datasets gives unhashable data: hashing 1M rows took longer than reading them
+    return datasets.Dataset(table, fingerprint=generate_random_fingerprint())
 
 
 def _columns(ds: Records) -> list[str]:

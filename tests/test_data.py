@@ -124,6 +124,9 @@ def test_fast_and_exact_jsonl_readers_give_the_same_rows_and_messages(tmp_path):
         _, errors = validate(ds, str(tmp_path / name))
         assert errors == [f"{tmp_path / name}: row 3: field 'text_pos': expected a non-empty string or list of "
                           "strings, got []"]
+    write_jsonl(tmp_path / "ok.jsonl", [mixed[0], {**mixed[1], "text_pos": ["p1", "p2"]}])
+    (ok,) = load_train_sets(tmp_path / "ok.jsonl")  # one column type: a string positive becomes a 1-element list
+    assert [r["text_pos"] for r in ok.dataset] == [["p"], ["p1", "p2"]]
 
 
 def test_cli_validate_exit_codes(tmp_path, capsys):
