@@ -155,6 +155,8 @@ def _run_settings(model: Any, truncate_dim: int | None, show_progress: bool) -> 
             warnings.simplefilter("ignore", UndefinedMetricWarning)  # precision of never-predicted labels
             # mteb's classifier is LogisticRegression(max_iter=100), part of the protocol: keep it, mute it
             warnings.simplefilter("ignore", ConvergenceWarning)
+            # MTEB(cmn, v1) and the legacy set pin the original task versions on purpose
+            warnings.filterwarnings("ignore", message=r"The task '.*' is superseded by")
             yield
     finally:
         mteb_logger.setLevel(old_level)
