@@ -17,6 +17,7 @@ import difflib
 import functools
 import json
 import os
+import sys
 import time
 import typing
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from .checkpoints import (EXIT_SIGTERM, AtomicCheckpoints, TrainingInterrupted, last_checkpoint,
+                          remove_incomplete, sigterm_callback, stop_on_sigterm)
 from .data import load_train_sets, summary
 from .losses import canonical_type
 from .reporting import model_card_section
@@ -126,12 +129,6 @@ def _resolve(path: str) -> str:
     return str(p if p.is_absolute() or p.exists() else REPO_ROOT / p)
 
 
-def _last_checkpoint_step(folder: Path) -> int | None:
-    """Step of the newest complete checkpoint (one with trainer_state.json), or None."""
-    steps = [int(p.name.split("-")[1]) for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").exists()]
-    return max(steps, default=None)
-
-
 def _loggers(report_to: str, out: Path) -> tuple[str, list]:
     """(``report_to`` for the Trainer, extra callbacks); checks an optional logger is installed up front.
 
@@ -152,6 +149,21 @@ def _loggers(report_to: str, out: Path) -> tuple[str, list]:
     return "none", [tb]
 
 
+def _mean_over_ranks(total: float, count: int, device) -> float:
+    """Mean loss of a step over every rank's micro-batches (rank 0's own losses cover 1/N of the step).
+
+    A collective: under DDP every rank must call it at every step.
+    """
+    import torch
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        t = torch.tensor([total, count], dtype=torch.float64, device=device)
+        dist.all_reduce(t)
+        total, count = t.tolist()
+    return total / count if count else float("nan")
+
+
 def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
     """A TrainerCallback writing one JSON line per optimizer step (rank 0 only)."""
     from transformers import TrainerCallback
@@ -162,6 +174,7 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
 
         def on_step_end(self, args, state, control, **kwargs):
             entries, tracker[:] = list(tracker), []
+            loss = _mean_over_ranks(sum(e[2] for e in entries), len(entries), args.device)  # every rank calls it
             if not state.is_world_process_zero or not entries:
                 return
             sched = kwargs.get("lr_scheduler")
@@ -169,7 +182,7 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
             line = {
                 "step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
                 "dataset": entries[0][0], "task": entries[0][1],
-                "loss": sum(e[2] for e in entries) / len(entries),
+                "loss": loss,
                 "lr": sched.get_last_lr()[0] if sched is not None else None,
                 "samples_per_second": round(rows_per_step / dt, 2) if dt > 0 else None,
             }
@@ -255,13 +268,27 @@ def train(cfg: TrainConfig) -> Path:
         dataloader_num_workers=0,  # the collator reads the epoch from the sampler's shared state
     )
     callback = make_callback(tracker, metrics_path, cfg.batch_size * world_size * cfg.grad_accum)
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=DatasetDict(train_sets),
-                                         loss=losses, data_collator=collator, callbacks=[callback, *loggers])
-    last = _last_checkpoint_step(out / "checkpoints") if cfg.resume else None
-    if last is not None and rank0 and metrics_path.exists():  # steps after the checkpoint are redone
-        kept = [x for x in metrics_path.read_text(encoding="utf-8").splitlines() if json.loads(x)["step"] <= last]
-        metrics_path.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
-    trainer.train(resume_from_checkpoint=True if last is not None else None)
+    # checkpoints are written to tmp-checkpoint-N and renamed into place (piccolo_lib.checkpoints)
+    trainer_cls = type("PiccoloTrainer", (AtomicCheckpoints, SentenceTransformerTrainer), {})
+    with stop_on_sigterm() as received_sigterm:
+        on_sigterm = sigterm_callback(received_sigterm)
+        trainer = trainer_cls(model=model, args=args, train_dataset=DatasetDict(train_sets), loss=losses,
+                              data_collator=collator, callbacks=[callback, on_sigterm, *loggers])
+        if rank0:
+            remove_incomplete(out / "checkpoints")  # a run killed while saving: never resumed from
+        last = last_checkpoint(out / "checkpoints") if cfg.resume else None
+        step = int(last.name.split("-")[1]) if last else None
+        if last is not None and rank0 and metrics_path.exists():  # steps after the checkpoint are redone
+            kept = [x for x in metrics_path.read_text(encoding="utf-8").splitlines() if json.loads(x)["step"] <= step]
+            metrics_path.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+        # the path, not True: transformers' own pick is the highest-numbered folder, complete or not
+        trainer.train(resume_from_checkpoint=str(last) if last else None)
+    if on_sigterm.stopped_at is not None:
+        if rank0:
+            print(f"stopped by SIGTERM after step {on_sigterm.stopped_at}; checkpoint: "
+                  f"{out / 'checkpoints' / f'checkpoint-{on_sigterm.stopped_at}'}; rerun with resume=true to continue",
+                  file=sys.stderr, flush=True)
+        raise TrainingInterrupted(EXIT_SIGTERM)
     final = out / "final"
     if trainer.is_world_process_zero():
         # prompts travel with the model, so mteb and plain SentenceTransformer users encode as in training
