@@ -410,7 +410,14 @@ def read_meta_list(path: str | Path, root: str | Path | None = None) -> list[tup
     path = Path(path)
     root = Path(root) if root is not None else path.parent
     entries, errors = [], []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such meta list") from None
+    except UnicodeDecodeError as e:
+        row = path.read_bytes()[:e.start].count(b"\n") + 1
+        raise DataError(f"{path}: row {row}: invalid UTF-8") from None
+    for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         parts = line.split()

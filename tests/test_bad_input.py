@@ -140,6 +140,7 @@ def test_meta_list_missing_folder_and_bad_repeat_counts(tmp_path, no_model):
     msg = refused(tmp_path, [str(meta)], re.escape(str(meta)) + r": row 2: folder '.*missing.dataset' does not exist")
     for row, got in [(3, "sts.jsonl two"), (4, "cls.jsonl 1.5"), (5, "retri.jsonl 0")]:
         assert f"{meta}: row {row}: expected 'folder repeat_count' with a positive integer, got {got!r}" in msg
+    refused(tmp_path, [str(tmp_path / "meta.txt")], re.escape(str(tmp_path / "meta.txt")) + ": no such meta list")
 
 
 def test_invalid_utf8(tmp_path, no_model):
