@@ -83,6 +83,10 @@ def test_two_processes_equal_one_process_with_grad_accum(setup):
     lines = (two / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 3 * 32 // 8  # one line per optimizer step: rank 0 logs, the other rank does not
     assert_same_params(two, one)
+    # the logged loss is the global batch's (averaged over ranks), as in the 1-process run
+    logged = [[json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()] for out in (two, one)]
+    assert [x["dataset"] for x in logged[0]] == [x["dataset"] for x in logged[1]]
+    assert max(abs(a["loss"] - b["loss"]) for a, b in zip(*logged)) < 1e-4
     first = params(two)
     untrained = run(tmp, "zero", 1, data, [backbone, "batch_size=4", "max_steps=1", "lr=0"])
     assert any((first[k] - params(untrained)[k]).abs().max() > 1e-4 for k in first)  # training moved the weights
