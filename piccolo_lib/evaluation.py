@@ -131,12 +131,19 @@ class _EncodeAdapter(AbsEncoder):
         return emb[:, : self.truncate_dim] if self.truncate_dim else emb
 
 
+def _not_superseded(record: logging.LogRecord) -> bool:
+    """MTEB(cmn, v1) and the legacy set pin the original task versions on purpose: no "superseded" notice."""
+    return "is superseded by" not in record.getMessage()
+
+
 @contextmanager
 def _run_settings(model: Any, truncate_dim: int | None, show_progress: bool) -> Iterator[None]:
     """Set the model's truncate_dim, progress bars, logging and thread pools; restore them after."""
     is_st, old_dim = isinstance(model, SentenceTransformer), getattr(model, "truncate_dim", None)
     bars_on, mteb_logger = datasets.is_progress_bar_enabled(), logging.getLogger("mteb")
     old_level = mteb_logger.level
+    task_logger = logging.getLogger("mteb.abstasks.abstask")  # logs (and warns) "superseded" per task
+    task_logger.addFilter(_not_superseded)
     # One thread for BLAS and scikit-learn's OpenMP (torch keeps its pool): the logistic regressions and
     # k-means here are tiny, and on a busy 2-core machine their spinning threads made runs 5-15x slower.
     pools, torch_dir = ThreadpoolController(), str(Path(torch.__file__).parent)
@@ -155,10 +162,10 @@ def _run_settings(model: Any, truncate_dim: int | None, show_progress: bool) -> 
             warnings.simplefilter("ignore", UndefinedMetricWarning)  # precision of never-predicted labels
             # mteb's classifier is LogisticRegression(max_iter=100), part of the protocol: keep it, mute it
             warnings.simplefilter("ignore", ConvergenceWarning)
-            # MTEB(cmn, v1) and the legacy set pin the original task versions on purpose
-            warnings.filterwarnings("ignore", message=r"The task '.*' is superseded by")
+            warnings.filterwarnings("ignore", message=r"The task '.*' is superseded by")  # see _not_superseded
             yield
     finally:
+        task_logger.removeFilter(_not_superseded)
         mteb_logger.setLevel(old_level)
         if is_st:
             model.truncate_dim = old_dim
