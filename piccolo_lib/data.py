@@ -1,4 +1,4 @@
-"""Piccolo2 training data: the three record types, loading, validation, and C-MTEB conversion.
+"""Piccolo2 training data: the three record types, loading, and C-MTEB conversion.
 
 Record types (report section 2.2; the reference code's ``type`` field picks the loss):
 
@@ -11,33 +11,26 @@ Record types (report section 2.2; the reference code's ``type`` field picks the 
 ==================  ===================================================  ==================
 
 Files: JSONL, CSV/TSV, Parquet, or a folder written by ``datasets.Dataset.save_to_disk`` (the
-reference layout), and the reference's meta list (one ``folder repeat_count`` a line). Batching
-lives in :mod:`piccolo_lib.sampling`.
+reference layout), and the reference's meta list (one ``folder repeat_count`` a line). The checks
+live in :mod:`piccolo_lib.validation` (``validate`` is re-exported here), batching in
+:mod:`piccolo_lib.sampling`.
 
 Introduced in notebooks/01_data_formats.ipynb.
 """
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 
-from .losses import canonical_type
+from .validation import RECORD_COLUMNS, Records, columns, validate  # noqa: F401 (RECORD_COLUMNS re-exported)
 
-RECORD_COLUMNS = {
-    "retri_contrast": ("text", "text_pos", "text_neg"),
-    "cosent": ("text", "text_pair", "label"),
-    "cls_contrast": ("text", "text_pos", "text_neg"),
-}
 LOSS_NAMES = {"retri_contrast": "InfoNCE (tau 0.01)", "cosent": "CoSENT (tau 0.05, w 0.04)",
               "cls_contrast": "label contrast (tau 0.05, w 0.2)"}
-MAX_ERRORS = 20  # per dataset: enough to see the pattern, not a wall of text
 
 
 class DataError(ValueError):
@@ -109,15 +102,6 @@ def _read_jsonl_arrow(path: Path) -> datasets.Dataset | None:
     return datasets.Dataset(table, fingerprint="jsonl-" + hashlib.sha256(key).hexdigest()[:16])
 
 
-def _line_numbers(path: Path) -> list[int]:
-    """1-based line of each non-blank line of a JSONL file (rows skip blank lines; messages name lines)."""
-    with path.open("rb") as f:
-        return [i for i, line in enumerate(f, start=1) if line.strip() and line.strip() != b"\xef\xbb\xbf"]
-
-
-Records = datasets.Dataset | list[dict]
-
-
 def read_table(path: str | Path) -> Records:
     """Load one dataset from JSONL/JSON, CSV, TSV, Parquet, or a ``save_to_disk`` folder.
 
@@ -146,136 +130,6 @@ def read_table(path: str | Path) -> Records:
     raise DataError(f"{path}: unsupported format {suffix!r}; expected .jsonl, .csv, .tsv, .parquet or a folder")
 
 
-def _is_text(value: object) -> bool:
-    return isinstance(value, str) and bool(value.strip())
-
-
-_KNOWN_FIELDS = {c for cols in RECORD_COLUMNS.values() for c in cols} | {"type"}
-
-
-def _missing(row: dict, field: str) -> str:
-    """``missing`` plus a hint when another key of the row looks like a misspelling of ``field``."""
-    others = [k for k, v in row.items() if v is not None and k not in _KNOWN_FIELDS]
-    close = difflib.get_close_matches(field, others, n=1, cutoff=0.6)
-    return f"missing (or null){f'; the row has {close[0]!r}: misspelled?' if close else ''}"
-
-
-def _check_row(row: dict, task_type: str, neg_num: int) -> list[tuple[str, str]]:
-    """Problems of one row as (field, message) pairs: the reference for :func:`_bad_rows`."""
-    problems = []
-
-    def text(field: str) -> None:
-        value = row.get(field)
-        if not _is_text(value):
-            problems.append((field, _missing(row, field) if value is None else
-                             f"expected a non-empty string, got {value!r}"))
-
-    text("text")
-    if task_type == "cosent":
-        text("text_pair")
-        label = row.get("label")
-        if label is None:
-            problems.append(("label", _missing(row, "label")))
-        elif isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label):
-            problems.append(("label", f"expected a finite number, got {label!r}"))
-        return problems
-    pos, neg = row.get("text_pos"), row.get("text_neg")
-    pos_list = pos if isinstance(pos, list) else [pos]
-    if pos is None:
-        problems.append(("text_pos", _missing(row, "text_pos")))
-    elif not pos_list or not all(_is_text(p) for p in pos_list):
-        problems.append(("text_pos", f"expected a non-empty string or list of strings, got {pos!r}"))
-    if neg is None:
-        problems.append(("text_neg", _missing(row, "text_neg")))
-    elif not isinstance(neg, list) or not all(_is_text(n) for n in neg):
-        problems.append(("text_neg", f"expected a list of non-empty strings, got {neg!r}"))
-    elif task_type == "cls_contrast" and isinstance(pos, str) and pos in neg:
-        problems.append(("text_neg", f"contains the gold label {pos!r}"))
-    elif task_type == "cls_contrast" and len(neg) < neg_num:
-        problems.append(("text_neg", f"{len(neg)} label negatives, fewer than cls_neg_num={neg_num}; "
-                                     f"set cls_neg_num to at most {len(neg)} or list more labels"))
-    elif neg_num > 0 and not neg:
-        problems.append(("text_neg", f"empty, but neg_num={neg_num}; give negatives or set neg_num=0 "
-                                     "(in-batch negatives only)"))
-    return problems
-
-
-def _bad_rows(ds: datasets.Dataset, task_type: str, neg_num: int, limit: int,
-              batch_rows: int = 1 << 16) -> list[int]:
-    """Indices of the first ``limit`` rows that :func:`_check_row` refuses, found with Arrow compute
-    kernels over whole columns instead of a Python loop over rows (the loop dominated the time
-    ``piccolo data validate`` took on 1M rows; see benchmarks/validate_speed.py).
-
-    Mirrors :func:`_check_row` (tests/test_data.py checks both agree on tricky rows); blank means
-    empty after Unicode whitespace trimming, which for Arrow and ``str.strip`` is the same set of
-    code points.
-    """
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    def is_string(t: pa.DataType) -> bool:
-        return pa.types.is_string(t) or pa.types.is_large_string(t)
-
-    def blank(arr: pa.Array) -> np.ndarray:  # (n,) True where not a non-blank string
-        if not is_string(arr.type):  # numbers, lists, or all null: every row fails
-            return np.ones(len(arr), bool)
-        empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0)
-        return pc.fill_null(empty, True).to_numpy(zero_copy_only=False)
-
-    def list_bad(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array]:
-        """(row has a bad element or is null, parent row of each element, element count, flat values)."""
-        bad = pc.is_null(arr).to_numpy(zero_copy_only=False).copy()
-        flat, parents = pc.list_flatten(arr), pc.list_parent_indices(arr).to_numpy()
-        if len(flat) and not is_string(flat.type):
-            bad[parents] = True
-        elif len(flat):
-            bad[parents[blank(flat)]] = True
-        return bad, parents, pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False), flat
-
-    found: list[int] = []
-    offset = 0
-    for table in ds.with_format("arrow").iter(batch_size=batch_rows):
-        for rb in table.to_batches():
-            n, col = rb.num_rows, rb.column
-            bad = blank(col("text"))
-            if task_type == "cosent":
-                bad |= blank(col("text_pair"))
-                label = col("label")
-                if pa.types.is_integer(label.type):
-                    bad |= pc.is_null(label).to_numpy(zero_copy_only=False)
-                elif pa.types.is_floating(label.type):
-                    bad |= ~pc.fill_null(pc.is_finite(label), False).to_numpy(zero_copy_only=False)
-                else:
-                    bad[:] = True
-            else:
-                pos, neg = col("text_pos"), col("text_neg")
-                if pa.types.is_list(pos.type) or pa.types.is_large_list(pos.type):
-                    pos_bad, _, pos_len, _ = list_bad(pos)
-                    bad |= pos_bad | (pos_len == 0)
-                    pos = None  # a list of positives: no gold-label checks (the reference takes one label)
-                else:
-                    bad |= blank(pos)
-                    pos = pos if is_string(pos.type) else None
-                if pa.types.is_list(neg.type) or pa.types.is_large_list(neg.type):
-                    neg_bad, parents, neg_len, flat = list_bad(neg)
-                    bad |= neg_bad
-                    if task_type == "cls_contrast":
-                        bad |= neg_len < neg_num
-                        if pos is not None and len(flat) and is_string(flat.type):
-                            same = pc.fill_null(pc.equal(flat, pc.take(pos, pa.array(parents))), False)
-                            bad[parents[same.to_numpy(zero_copy_only=False)]] = True
-                    elif neg_num > 0:
-                        bad |= neg_len == 0
-                else:
-                    bad[:] = True
-            found += (np.flatnonzero(bad)[: limit - len(found)] + offset).tolist()
-            offset += n
-            if len(found) >= limit:
-                return found
-    return found
-
-
 def to_dataset(records: Records, source: str = "") -> datasets.Dataset:
     """An Arrow dataset from validated records."""
     if isinstance(records, datasets.Dataset):
@@ -287,122 +141,13 @@ def to_dataset(records: Records, source: str = "") -> datasets.Dataset:
     import pyarrow as pa
     from datasets.fingerprint import generate_random_fingerprint
 
-    columns = _columns(records)  # every row's keys (Dataset.from_list keeps only the first row's)
+    columns_ = columns(records)  # every row's keys (Dataset.from_list keeps only the first row's)
     try:
-        table = pa.Table.from_pydict({c: [r.get(c) for r in records] for c in columns})
+        table = pa.Table.from_pydict({c: [r.get(c) for r in records] for c in columns_})
     except (TypeError, ValueError) as e:  # pyarrow errors subclass these: e.g. an extra column of mixed types
         raise DataError(f"{source}: rows cannot be stored as one table: {e}") from None
     # a random fingerprint, as datasets gives unhashable data: hashing 1M rows took longer than reading them
     return datasets.Dataset(table, fingerprint=generate_random_fingerprint())
-
-
-def _columns(ds: Records) -> list[str]:
-    if isinstance(ds, datasets.Dataset):
-        return ds.column_names
-    seen: dict[str, None] = {}
-    for row in ds:  # every row's keys: a column missing from row 1 only is still a column
-        seen.update(dict.fromkeys(row))
-    return list(seen)
-
-
-def _type_column(ds: Records) -> tuple[list[str | None], int | None]:
-    """(distinct values of ``type`` in first-seen order, 0-based index of the first row differing from row 1)."""
-    if isinstance(ds, datasets.Dataset):
-        values = ds.unique("type")
-        if len(values) < 2:
-            return values, None
-        import numpy as np
-        import pyarrow.compute as pc
-
-        first, offset = ds[0]["type"], 0
-        for table in ds.select_columns(["type"]).with_format("arrow").iter(batch_size=1 << 16):
-            col = table.column(0)
-            differs = pc.fill_null(pc.not_equal(col, first), True) if first is not None else pc.is_valid(col)
-            hits = np.flatnonzero(differs.to_numpy(zero_copy_only=False))
-            if len(hits):
-                return values, offset + int(hits[0])
-            offset += len(table)
-        return values, None
-    values = list(dict.fromkeys(r.get("type") for r in ds))
-    if len(values) < 2:
-        return values, None
-    first = ds[0].get("type")
-    return values, next(i for i, r in enumerate(ds) if r.get("type") != first)
-
-
-def validate(ds: Records, source: str, *, task_type: str | None = None, neg_num: int | dict[str, int] = 0,
-             batch_size: int | None = None) -> tuple[str, list[str]]:
-    """Check a dataset against its record type.
-
-    Returns:
-        (task_type, errors): the canonical type, and one message per problem, each naming the
-        source, the row (the file's 1-based line for JSONL) and the field. Empty errors means the
-        dataset is usable.
-    """
-    errors: list[str] = []
-    columns = _columns(ds)
-    line = _line_mapper(ds, source)
-    if "type" in columns:
-        types, differs = _type_column(ds)
-        if differs is not None:
-            shown = sorted(map(str, types))
-            return "", [f"{source}: row {line(differs)}: field 'type': {ds[differs].get('type')!r}, but row "
-                        f"{line(0)} says {ds[0].get('type')!r}: mixed record types {shown} in one dataset; "
-                        "split them into one file per type (every batch must have one loss)"]
-        found = types[0] if types else None
-        try:
-            found = canonical_type(found) if found is not None else None
-        except ValueError as e:  # every row has this type, so row 1 names it
-            return "", [f"{source}: row {line(0)}: field 'type': {e}"]
-        if task_type is not None and found is not None and canonical_type(task_type) != found:
-            errors.append(f"{source}: field 'type': rows say {found!r} but the config says {task_type!r}")
-        task_type = task_type or found
-    if task_type is None:
-        return "", [f"{source}: no 'type' column and no task type given; add type: retri_contrast|cosent|cls_contrast"]
-    try:
-        task_type = canonical_type(task_type)
-    except ValueError as e:
-        return "", [f"{source}: task type: {e}"]
-    if isinstance(neg_num, dict):  # per record type, e.g. {"retri_contrast": 1, "cls_contrast": 10}
-        neg_num = neg_num.get(task_type, 0)
-    expected = RECORD_COLUMNS[task_type]
-    missing = [c for c in expected if c not in columns]
-    if missing:
-        hints = [f"{c!r} for {m!r}" for m in missing
-                 for c in difflib.get_close_matches(m, [c for c in columns if c not in expected], n=1, cutoff=0.6)]
-        hint = f"; misspelled? found {', '.join(hints)}" if hints else ""
-        return task_type, [f"{source}: missing column(s) {missing} for type {task_type!r}{hint}; "
-                           f"found {columns}, expected {list(expected)}"]
-    if isinstance(ds, datasets.Dataset):
-        rows = ((i, ds[i]) for i in _bad_rows(ds, task_type, neg_num, MAX_ERRORS))
-    else:
-        rows = enumerate(ds)
-    for i, row in rows:
-        for field, msg in _check_row(row, task_type, neg_num):
-            errors.append(f"{source}: row {line(i)}: field {field!r}: {msg}")
-        if len(errors) >= MAX_ERRORS:
-            errors.append(f"{source}: stopped after {MAX_ERRORS} errors")
-            break
-    if batch_size and len(ds) < batch_size:
-        errors.append(f"{source}: {len(ds)} rows, fewer than one batch ({batch_size}); "
-                      "lower batch_size or merge it with a dataset of the same type")
-    return task_type, errors
-
-
-def _line_mapper(ds: Records, source: str):
-    """0-based row index -> the number messages show: the file line for JSONL (blank lines shift
-    rows), else the 1-based row. Lines of an Arrow-read file are counted only when a message needs one."""
-    if isinstance(ds, Rows):
-        return lambda i: ds.lines[i]
-    path = Path(source)
-    if isinstance(ds, datasets.Dataset) and path.suffix.lower() in (".jsonl", ".json") and path.is_file():
-        lines: list[int] = []
-        def line(i: int) -> int:
-            if not lines:
-                lines.extend(_line_numbers(path))
-            return lines[i] if i < len(lines) else i + 1
-        return line
-    return lambda i: i + 1
 
 
 def read_meta_list(path: str | Path, root: str | Path | None = None) -> list[tuple[Path, int]]:
@@ -491,3 +236,34 @@ def from_classification(texts: list[str], labels: list[str]) -> list[dict]:
 def from_pairs(texts: list[str], pairs: list[str], scores: list[float]) -> list[dict]:
     """C-MTEB-style STS / pair-classification rows -> ``cosent`` records."""
     return [{"text": a, "text_pair": b, "label": float(s), "type": "cosent"} for a, b, s in zip(texts, pairs, scores)]
+
+
+def as_retrieval(s: TrainSet) -> TrainSet:
+    """A dataset re-expressed as InfoNCE rows: the "retrieval loss only" baseline of the report's ablation.
+
+    Piccolo2's ablation (section 3.3) starts from every dataset trained with the retrieval loss, then
+    gives STS/pair data CoSENT and classification/clustering data the label loss. This builds the baseline:
+
+    - ``cosent`` rows whose score is in the upper half of the dataset's score range become
+      (query = text, positive = text_pair) with no hard negatives; the other pairs are dropped
+      (InfoNCE has no use for a graded "not similar" pair).
+    - ``cls_contrast`` rows keep their text as the query, the label text as the positive and the other
+      label texts as hard negatives; other rows' labels become in-batch candidates too (the same label
+      text in another row is a false negative, masked by text identity in the loss).
+    - ``retri_contrast`` sets are returned unchanged.
+    """
+    if s.task_type == "retri_contrast":
+        return s
+    cols = s.dataset.to_dict()
+    if s.task_type == "cosent":
+        lo, hi = min(cols["label"]), max(cols["label"])
+        keep = [i for i, y in enumerate(cols["label"]) if y >= (lo + hi) / 2 and hi > lo]
+        rows = {"text": [cols["text"][i] for i in keep], "text_pos": [cols["text_pair"][i] for i in keep],
+                "text_neg": [[] for _ in keep]}
+    else:
+        rows = {"text": cols["text"], "text_pos": cols["text_pos"], "text_neg": cols["text_neg"]}
+    rows["type"] = ["retri_contrast"] * len(rows["text"])
+    if not rows["text"]:
+        raise DataError(f"{s.source}: no row left after converting {s.task_type} data to retrieval pairs")
+    return TrainSet(name=s.name, task_type="retri_contrast", dataset=datasets.Dataset.from_dict(rows),
+                    source=s.source, repeat=s.repeat)

@@ -86,7 +86,7 @@ TRICKY = {
 @pytest.mark.parametrize("task_type", list(TRICKY))
 @pytest.mark.parametrize("neg_num", [0, 2])
 def test_column_checks_refuse_the_same_rows_as_row_checks(task_type, neg_num):
-    from piccolo_lib.data import _bad_rows, _check_row
+    from piccolo_lib.validation import _bad_rows, _check_row
 
     rows = TRICKY[task_type] * 3  # three copies, read in batches of 4 rows: offsets across batch borders
     exact = [i for i, r in enumerate(rows) if _check_row(r, task_type, neg_num)]
@@ -101,7 +101,7 @@ def test_column_checks_refuse_the_same_rows_as_row_checks(task_type, neg_num):
     ("cosent", "label", "4"), ("cosent", "text", 7), ("retri_contrast", "text_neg", "n"),
     ("cls_contrast", "text_pos", 3), ("cosent", "label", True)])
 def test_a_column_of_the_wrong_type_refuses_every_row(task_type, column, value):
-    from piccolo_lib.data import _bad_rows
+    from piccolo_lib.validation import _bad_rows
 
     rows = [{**r, column: value} for r in TRICKY[task_type][:1] * 5]
     assert _bad_rows(datasets.Dataset.from_list(rows), task_type, 0, limit=10) == [0, 1, 2, 3, 4]
