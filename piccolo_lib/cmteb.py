@@ -123,7 +123,8 @@ def _benchmark_spec(name: str) -> BenchmarkSpec:
         from .local_benchmark import local_main_scores
 
         types = {f"PiccoloLocal{c}": c for c in LEGACY_METRICS}
-        tasks = tuple(TaskSpec(n, types[n], ("test",), ("default",), metric) for n, metric in local_main_scores().items())
+        tasks = tuple(TaskSpec(n, types[n], ("test",), ("default",), metric)
+                      for n, metric in local_main_scores().items())
         return BenchmarkSpec(name, "local benchmark (data_samples/eval, 6 tasks)", tasks)
     legacy = name == "cmteb-legacy"
     tasks = tuple(TaskSpec(t.metadata.name, t.metadata.type, tuple(t.eval_splits), tuple(t.hf_subsets),
@@ -175,7 +176,8 @@ def write_mirror_task(root: str | Path, task_name: str, dataset: dict, *, revisi
     manifest_path = root / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     manifest.setdefault("format", MIRROR_FORMAT)
-    manifest.setdefault("tasks", {})[task_name] = {k: info[k] for k in ("revision", "source", "mteb_version", "subsets")}
+    keep = ("revision", "source", "mteb_version", "subsets")
+    manifest.setdefault("tasks", {})[task_name] = {k: info[k] for k in keep}
     tmp_manifest = root / ".manifest.json.tmp"
     tmp_manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
     os.replace(tmp_manifest, manifest_path)
@@ -206,10 +208,10 @@ def read_mirror_task(root: str | Path, task_name: str, subsets: list[str]) -> di
         for split in info["subsets"][subset]:
             folder = Path(root) / task_name / subset / split
             if (folder / "corpus").is_dir():
-                top = folder / "top_ranked.json"
+                top, qrels = folder / "top_ranked.json", folder / "relevant_docs.json"
                 splits[split] = {"corpus": Dataset.load_from_disk(str(folder / "corpus")),
                                  "queries": Dataset.load_from_disk(str(folder / "queries")),
-                                 "relevant_docs": json.loads((folder / "relevant_docs.json").read_text(encoding="utf-8")),
+                                 "relevant_docs": json.loads(qrels.read_text(encoding="utf-8")),
                                  "top_ranked": json.loads(top.read_text(encoding="utf-8")) if top.is_file() else None}
             else:
                 splits[split] = Dataset.load_from_disk(str(folder))
@@ -227,7 +229,8 @@ class _MirrorLoad:
         if self.data_loaded:
             return
         self.dataset = read_mirror_task(self.mirror_root, self.metadata.name, list(self.hf_subsets))
-        gaps = [f"{sub}/{split}" for sub in self.hf_subsets for split in self.eval_splits if split not in self.dataset[sub]]
+        gaps = [f"{sub}/{split}" for sub in self.hf_subsets for split in self.eval_splits
+                if split not in self.dataset[sub]]
         if gaps:
             raise FileNotFoundError(f"mirror of {self.metadata.name} in {self.mirror_root} lacks {gaps}")
         self.data_loaded = True
@@ -320,7 +323,8 @@ def sample_mirror(root: str | Path, data_dir: str | Path | None = None) -> list[
         "TNews": {"train": data["Classification"]["train"].rename_columns(rename_cls),
                   "validation": data["Classification"]["test"].rename_columns(rename_cls)},
         "CLSClusteringS2S": {"test": legacy_rows},
-        "Ocnli": {"validation": data["PairClassification"]["test"].rename_columns({"label": pair_task.label_column_name})},
+        "Ocnli": {"validation": data["PairClassification"]["test"].rename_columns(
+            {"label": pair_task.label_column_name})},
         "T2Reranking": {"dev": data["Reranking"]["test"]},
         "T2Retrieval": {"dev": data["Retrieval"]["test"]},
         "LCQMC": {"test": data["STS"]["test"]},
@@ -331,7 +335,8 @@ def sample_mirror(root: str | Path, data_dir: str | Path | None = None) -> list[
     datasets.disable_progress_bars()  # a few hundred rows per split: no "Saving the dataset" bars
     try:
         for name, splits in content.items():
-            write_mirror_task(root, name, {"default": splits}, revision=f"data_samples-{local[revisions[name]].metadata.revision}",
+            revision = f"data_samples-{local[revisions[name]].metadata.revision}"
+            write_mirror_task(root, name, {"default": splits}, revision=revision,
                               source="data_samples (course samples in this task's layout, not the real dataset)")
     finally:
         if bars:

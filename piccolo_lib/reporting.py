@@ -257,7 +257,8 @@ def _render_md(reports: list[Report], benchmark: str | None, tasks: list[str] | 
     for c in (c for c in CATEGORIES if counts[c]):
         lines.append(f"| {c} ({counts[c]}) | {', '.join(metrics[c])} | "
                      + " | ".join(_cell(r.data["categories"][c]) for r in reports) + " |")
-    lines.append(f"| **Average ({len(spec.tasks)})** | | " + " | ".join(_cell(r.data["average"]) for r in reports) + " |")
+    lines.append(f"| **Average ({len(spec.tasks)})** | | "
+                 + " | ".join(_cell(r.data["average"]) for r in reports) + " |")
     lines.append("| tasks found | | " + " | ".join(f"{r.data['n_tasks']}/{len(spec.tasks)}" for r in reports) + " |")
     for r in (r for r in reports if r.data["missing"]):
         lines.append(f"\nMissing for {r.label} (no category score or average where a task is missing): "
@@ -266,12 +267,14 @@ def _render_md(reports: list[Report], benchmark: str | None, tasks: list[str] | 
               "|" + "---|" * (4 + len(reports))]
     for t in spec.tasks:
         ds = [r.details[t.name] for r in reports if t.name in r.details]
-        split = "/".join(sorted({d["split"] + ("" if d["subset"] == "default" else f" ({d['subset']})") for d in ds})) or "-"
+        split = "/".join(sorted({d["split"] + ("" if d["subset"] == "default" else f" ({d['subset']})")
+                                 for d in ds})) or "-"
         key = "/".join(sorted({d["key"] for d in ds})) or t.metric
         lines.append(f"| {t.name} | {t.category} | {split} | {key} | "
                      + " | ".join(_cell(r.data["tasks"].get(t.name)) for r in reports) + " |")
     versions = {r.label: sorted({d["mteb_version"] for d in r.details.values()}) for r in reports}
-    lines.append("\nmteb version of the result files: " + "; ".join(f"{k}: {', '.join(v) or '-'}" for k, v in versions.items()))
+    lines.append("\nmteb version of the result files: "
+                 + "; ".join(f"{k}: {', '.join(v) or '-'}" for k, v in versions.items()))
     if any(r.zero_shot for r in reports):
         lines += ["", "Zero-shot classification by label retrieval (nearest label name) vs mteb's logistic regression "
                   "(accuracy, %):", "", "| Task | model | logistic regression | zero-shot |", "|---|---|---|---|"]
