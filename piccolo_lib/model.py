@@ -6,7 +6,8 @@ plain :class:`sentence_transformers.SentenceTransformer` (Transformer -> Pooling
 saved folder loads with ``SentenceTransformer(path)`` and no piccolo_lib import, and
 ``SentenceTransformer(path, truncate_dim=256)`` gives the 256-dim prefix.
 
-Introduced in notebooks/03_projection_head.ipynb.
+Introduced in notebooks/03_projection_head.ipynb; last-token pooling for decoder LLMs and LoRA
+(:func:`add_lora`, :func:`merge_lora`, the piccolo-gpt path) in notebooks/08_piccolo_gpt.ipynb.
 """
 
 from __future__ import annotations
@@ -109,6 +110,65 @@ def build_model(
     if normalize:
         modules.append(Normalize())
     return SentenceTransformer(modules=modules, prompts=prompts, device=device)
+
+
+def add_lora(model: SentenceTransformer, r: int = 16, alpha: float = 32, dropout: float = 0.1,
+             target_modules: list[str] | str = "all-linear") -> int:
+    """Freeze the backbone and train low-rank adapters instead (LoRA, Hu et al. 2021): the 7B-LLM path.
+
+    Each adapted weight W (out x in) stays frozen and learns an update (alpha / r) B A with A (r x in),
+    B (out x r), B starting at zero: the model is unchanged at step 0 and trains r (in + out) numbers per
+    layer instead of in x out. E5-mistral trained its 7B embedder with rank 16. The backbone's other
+    weights (embeddings, norms) are frozen too; the projection head stays trainable (it is new and small).
+
+    Written against peft directly: sentence-transformers 6.2's ``model.add_adapter`` goes through
+    transformers 5's peft integration, which refuses peft < 0.22, and this project's package index
+    serves peft 0.21. The adapter layers are peft's own either way. Call :func:`merge_lora` before saving.
+
+    Args:
+        r: LoRA rank (0 is refused: leave LoRA off instead).
+        alpha: the update is scaled by alpha / r.
+        dropout: dropout on the adapter's input.
+        target_modules: ``all-linear`` or the Linear layers' names, e.g. ``["q_proj", "v_proj"]``.
+
+    Returns:
+        The number of trainable parameters of the whole model after the change.
+    """
+    try:
+        from peft import LoraConfig, inject_adapter_in_model
+    except ImportError:
+        raise ImportError("LoRA needs the peft package: pip install peft (it is in the [dev] extras)") from None
+    if r < 1:
+        raise ValueError(f"LoRA rank must be >= 1, got r={r}")
+    targets = target_modules if isinstance(target_modules, str) else list(target_modules)
+    backbone = model[0].auto_model
+    names = {n.rsplit(".", 1)[-1] for n, m in backbone.named_modules() if isinstance(m, torch.nn.Linear)}
+    missing = sorted(set(targets) - names) if isinstance(targets, list) else []
+    if missing or (isinstance(targets, str) and targets != "all-linear"):
+        raise ValueError(f"lora_target_modules {target_modules!r}: no such Linear layer in "
+                         f"{type(backbone).__name__}; its Linear layers: {sorted(names)} (or 'all-linear')")
+    inject_adapter_in_model(LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets), backbone)
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def merge_lora(model: SentenceTransformer) -> int:
+    """Fold every LoRA adapter into its frozen weight (W <- W + (alpha / r) B A) and drop the adapter layers.
+
+    The model is then an ordinary SentenceTransformer again: ``model.save`` writes a folder that plain
+    ``SentenceTransformer(path)`` loads without peft, and encodes the same (to float rounding).
+    Returns the number of merged layers (0 when the model has no adapters).
+    """
+    try:
+        from peft.tuners.lora import LoraLayer
+    except ImportError:
+        return 0
+    backbone = model[0].auto_model
+    layers = [(name, m) for name, m in backbone.named_modules() if isinstance(m, LoraLayer)]
+    for name, layer in layers:
+        layer.merge()
+        parent, _, child = name.rpartition(".")
+        setattr(backbone.get_submodule(parent), child, layer.get_base_layer())
+    return len(layers)
 
 
 def freeze_position_embeddings(model: SentenceTransformer) -> list[str]:

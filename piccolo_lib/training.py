@@ -76,6 +76,10 @@ class TrainConfig:
     output_dir: str = "runs/quickstart"
     resume: bool = False
     trust_remote_code: bool = False
+    lora_r: int = 0  # > 0: freeze the backbone, train LoRA adapters of this rank (large LLMs; E5-mistral: 16)
+    lora_alpha: float = 32.0  # the adapters' update is scaled by lora_alpha / lora_r
+    lora_dropout: float = 0.1
+    lora_target_modules: list[str] | str = "all-linear"  # or Linear names, e.g. [q_proj, v_proj]
     deepspeed: str | None = None
     device: str = "auto"  # auto | cpu | cuda
     mode: str = "auto"  # quick | full | auto
@@ -203,8 +207,8 @@ def train(cfg: TrainConfig) -> Path:
     from transformers import set_seed
 
     from .losses import PiccoloLoss
-    from .model import (build_model, default_mrl_dims, embedding_dim, extend_position_embeddings,
-                        freeze_position_embeddings, load_projection)
+    from .model import (add_lora, build_model, default_mrl_dims, embedding_dim, extend_position_embeddings,
+                        freeze_position_embeddings, load_projection, merge_lora)
     from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
 
     sets = load_train_sets([_resolve(p) for p in cfg.data], root=cfg.data_root and _resolve(cfg.data_root),
@@ -228,6 +232,10 @@ def train(cfg: TrainConfig) -> Path:
         freeze_position_embeddings(model)
     if cfg.projection_init:
         load_projection(model, cfg.projection_init)
+    if cfg.lora_r:  # checkpoints would hold unmerged adapter layers, which a plain load cannot read back
+        if cfg.resume or cfg.save_steps:
+            raise ValueError("lora_r > 0 saves only the final (merged) model: set save_steps=0 and resume=false")
+        add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     dims = default_mrl_dims(embedding_dim(model)) if cfg.mrl_dims is None else list(cfg.mrl_dims)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -294,6 +302,8 @@ def train(cfg: TrainConfig) -> Path:
         # prompts travel with the model, so mteb and plain SentenceTransformer users encode as in training
         model.prompts.update({k: v for k, v in (("query", cfg.query_prompt), ("document", cfg.passage_prompt)) if v})
         model.model_card_data.tags = ["piccolo2", "sentence-transformers", "matryoshka"]
+        if cfg.lora_r:
+            merge_lora(model)  # fold the adapters in: the folder is a plain model, loadable without peft
         model.save(str(final), safe_serialization=True)
         info = {
             "config": dataclasses.asdict(cfg), "mrl_dims": dims,
