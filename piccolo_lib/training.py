@@ -27,7 +27,7 @@ import yaml
 
 from .checkpoints import (EXIT_SIGTERM, AtomicCheckpoints, TrainingInterrupted, last_checkpoint,
                           remove_incomplete, sigterm_callback, stop_on_sigterm)
-from .data import load_train_sets, summary
+from .data import as_retrieval, load_train_sets, summary
 from .losses import canonical_type
 from .reporting import model_card_section
 
@@ -49,6 +49,7 @@ class TrainConfig:
     data: list[str] = field(default_factory=lambda: ["data_samples/train/meta_list.txt"])
     data_root: str | None = None  # root of the meta list's folders (default: the list's folder)
     losses: dict[str, dict[str, float]] = field(default_factory=dict)  # {type: {temperature, weight}}
+    retrieval_for: list[str] = field(default_factory=list)  # ablation: train these types' data with InfoNCE
     batch_size: int = 32  # per device
     neg_num: int = 1  # hard negatives per retrieval row (reference: 1)
     cls_neg_num: int = 10  # negative label texts per classification row (reference: 10)
@@ -124,6 +125,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         raw["data"] = [raw["data"]]
     if raw.get("losses"):  # aliases (sts, retrieval, ...) -> record types; unknown types are an error
         raw["losses"] = {canonical_type(k): v for k, v in raw["losses"].items()}
+    if raw.get("retrieval_for"):
+        raw["retrieval_for"] = [canonical_type(k) for k in raw["retrieval_for"]]
     return TrainConfig(**raw)
 
 
@@ -214,6 +217,12 @@ def train(cfg: TrainConfig) -> Path:
     sets = load_train_sets([_resolve(p) for p in cfg.data], root=cfg.data_root and _resolve(cfg.data_root),
                            neg_num={"retri_contrast": cfg.neg_num, "cls_contrast": cfg.cls_neg_num},
                            batch_size=cfg.batch_size)
+    hard_negatives = {s.name: cfg.neg_num if s.task_type == "retri_contrast" else
+                      cfg.cls_neg_num if s.task_type == "cls_contrast" else 0 for s in sets}
+    if cfg.retrieval_for:  # the ablation's baseline: these datasets go through InfoNCE (data.as_retrieval)
+        converted = [as_retrieval(s) if s.task_type in cfg.retrieval_for else s for s in sets]
+        hard_negatives.update({s.name: 0 for s, c in zip(sets, converted) if s.task_type == "cosent" and c is not s})
+        sets = converted
     unknown = sorted(set(cfg.dataset_prompts) - {s.name for s in sets})
     if unknown:
         raise ValueError(f"dataset_prompts names unknown dataset(s) {unknown}; datasets: {[s.name for s in sets]}")
@@ -246,7 +255,7 @@ def train(cfg: TrainConfig) -> Path:
     tracker: list = []
     specs, losses, train_sets = {}, {}, {}
     for s in sets:
-        k = cfg.neg_num if s.task_type == "retri_contrast" else cfg.cls_neg_num if s.task_type == "cls_contrast" else 0
+        k = hard_negatives[s.name]
         own = cfg.dataset_prompts.get(s.name, {})
         specs[s.name] = TaskSpec(s.task_type, k, own.get("query", cfg.query_prompt), own.get("passage", cfg.passage_prompt))
         hp = cfg.losses.get(s.task_type, {})

@@ -79,7 +79,7 @@ def test_empty_negatives_and_unknown_dataset_prompts_are_refused(tmp_path):
     cfg = load_config(None, {"data": paths, "batch_size": 8, "output_dir": str(tmp_path / "o")})
     with pytest.raises(DataError, match=r"retri.jsonl: row 5: field 'text_neg': empty, but neg_num=1"):
         train(cfg)
-    cfg = load_config(None, {"data": paths, "batch_size": 8, "neg_num": 0, "output_dir": str(tmp_path / "o"),
+    cfg = load_config(None, {"data": paths, "batch_size": 8, "neg_num": 0, "cls_neg_num": 2, "output_dir": str(tmp_path / "o"),
                              "dataset_prompts": {"retrival": {"query": "查询: "}}})
     with pytest.raises(ValueError, match=r"dataset_prompts names unknown dataset\(s\) \['retrival'\]"):
         train(cfg)
@@ -137,3 +137,29 @@ def test_tensorboard_logging_is_optional_and_writes_event_files(tmp_path):
     assert [e.step for e in events.Scalars("train/loss")] == [1, 2, 3]
     with pytest.raises(ValueError, match="report_to='mlflow' needs the 'mlflow' package"):
         training._loggers("mlflow", tmp_path)
+
+
+def test_as_retrieval_keeps_the_upper_score_half_and_label_texts(tmp_path):
+    from piccolo_lib.data import as_retrieval, load_train_sets
+
+    sets = {s.name: s for s in load_train_sets(fixture_data(tmp_path))}
+    sts = as_retrieval(sets["sts"])  # labels i % 6 over 0..5: 3, 4, 5 are in the upper half
+    assert sts.task_type == "retri_contrast" and len(sts.dataset) == sum(i % 6 >= 2.5 for i in range(24))
+    assert sts.dataset[0] == {"text": "今天天气3", "text_pos": "天气今天3", "text_neg": [], "type": "retri_contrast"}
+    cls = as_retrieval(sets["cls"])
+    assert len(cls.dataset) == 24 and cls.dataset[1]["text_pos"] == "体育" and cls.dataset[1]["text_neg"] == ["财经", "科技"]
+    assert as_retrieval(sets["retri"]) is sets["retri"]
+
+
+@pytest.mark.slow
+def test_retrieval_for_routes_every_dataset_through_infonce(tmp_path):
+    paths = fixture_data(tmp_path)
+    cfg = load_config(None, {"data": paths, "batch_size": 4, "max_steps": 6, "neg_num": 1, "cls_neg_num": 2,
+                             "max_seq_length": 16, "retrieval_for": ["sts", "classification"],
+                             "output_dir": str(tmp_path / "out"), "device": "cpu", "logging_steps": 100})
+    assert cfg.retrieval_for == ["cosent", "cls_contrast"]
+    final = train(cfg)
+    lines = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert {x["task"] for x in lines} == {"retri_contrast"} and {x["dataset"] for x in lines} > {"retri"}
+    info = json.loads((final / "piccolo_training.json").read_text())
+    assert {d["type"] for d in info["data"]} == {"retri_contrast"}
