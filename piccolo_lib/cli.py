@@ -121,8 +121,9 @@ def _cmd_evaluation(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .cmteb import benchmark_tasks, download, evaluate_benchmark, sample_mirror
+    from .cmteb import benchmark_tasks, evaluate_benchmark
     from .data import DataError
+    from .mirror import download, sample_mirror
     from .reporting import build_reports, render
 
     names = [x.strip() for x in getattr(args, "tasks", "").split(",") if x.strip()] or None

@@ -1,4 +1,4 @@
-"""piccolo_lib.cmteb: the two C-MTEB benchmarks, and evaluation from an offline mirror with no network.
+"""piccolo_lib.cmteb and .mirror: the two C-MTEB benchmarks, and evaluation from an offline mirror with no network.
 
 The mirror is the course's sample mirror: real mteb task classes (TNews, CLSClusteringS2S, Ocnli,
 T2Reranking, T2Retrieval, LCQMC) with data_samples as their data, in the layout `download` writes.
@@ -16,16 +16,10 @@ import pytest
 
 from piccolo_lib import cli
 from piccolo_lib.backbones import DATA_SAMPLES
-from piccolo_lib.cmteb import (
-    CMTEB,
-    LEGACY_EXTRAS,
-    benchmark_spec,
-    benchmark_tasks,
-    mirror_tasks,
-    sample_mirror,
-)
+from piccolo_lib.cmteb import CMTEB, LEGACY_EXTRAS, benchmark_spec, benchmark_tasks
 from piccolo_lib.evaluation import TfidfEncoder, evaluate_model, results_dir
 from piccolo_lib.local_benchmark import fit_texts, local_tasks
+from piccolo_lib.mirror import mirror_tasks, sample_mirror
 from piccolo_lib.reporting import build_reports
 
 SAMPLE_TASKS = {"TNews": "Classification", "CLSClusteringS2S": "Clustering", "Ocnli": "PairClassification",
