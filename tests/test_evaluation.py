@@ -386,3 +386,23 @@ def test_piccolo_eval_local_offline_bert_end_to_end(tmp_path: Path, capsys: pyte
     reports = json.loads(capsys.readouterr().out)
     assert set(reports) == {"local/offline-bert", "local/offline-bert @64"}
     assert all(r["n_tasks"] == 6 and 0 < r["average"] < 100 for r in reports.values())
+
+
+def test_model_prompts_are_applied_per_task_type(model, data_dir: Path, tmp_path: Path) -> None:
+    sts = [t for t in local_tasks(data_dir) if t.metadata.type == "STS"]
+    old = dict(model.prompts)
+    # keyed by task type (mteb also looks up task names and query/document); STS encodes with no prompt type
+    model.prompts = {"query": "query: ", "document": "passage: ", "STS": "Represent the sentence: "}
+    try:
+        summary = evaluate_model(model, sts, tmp_path, model_name="minilm-prompted", show_progress=False)
+        e1 = model.encode([a for a, _, _ in STS], prompt="Represent the sentence: ", normalize_embeddings=True)
+        e2 = model.encode([b for _, b, _ in STS], prompt="Represent the sentence: ", normalize_embeddings=True)
+    finally:
+        model.prompts = old
+    assert summary["tasks"]["PiccoloLocalSTS"]["prompts"] == {"text": "STS"}
+    expected = spearmanr((e1 * e2).sum(1), [s for _, _, s in STS]).statistic
+    assert summary["tasks"]["PiccoloLocalSTS"]["main_score"] / 100 == pytest.approx(expected, abs=1e-6)
+    p1, p2 = model.encode([a for a, _, _ in STS]), model.encode([b for _, b, _ in STS])
+    plain = spearmanr((p1 * p2).sum(1) / np.linalg.norm(p1, axis=1) / np.linalg.norm(p2, axis=1),
+                      [s for _, _, s in STS]).statistic
+    assert abs(plain - expected) > 1e-4  # the prompt changed the score, so the check above means something
