@@ -77,3 +77,58 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     print(f"\nFine-tuned {verdict} untrained on the held-out average: {after['average']:.2f} vs "
           f"{before['average']:.2f} ({gain:+.2f}). Model saved to {final}")
     return result
+
+
+def train_and_evaluate(cfg, data_dir: str | Path = DATA_SAMPLES / "eval", dims: list[int] | None = None) -> dict:
+    """Train one config, then score the final model on the local benchmark (full width and ``dims``).
+
+    Returns ``{"path": model folder, "summaries": [full, *dims]}`` (see ``evaluation.evaluate_model``).
+    Results are cached under ``output_dir/eval``, which is cleared first: they belong to this run's weights.
+    """
+    from sentence_transformers import SentenceTransformer
+
+    from .evaluation import evaluate_model, local_tasks
+
+    final = train(cfg)
+    eval_dir = Path(cfg.output_dir) / "eval"
+    shutil.rmtree(eval_dir, ignore_errors=True)
+    model = SentenceTransformer(str(final), device="cpu" if cfg.device == "cpu" else None)
+    tasks = local_tasks(data_dir)
+    name = Path(cfg.output_dir).name
+    summaries = [evaluate_model(model, tasks, eval_dir, model_name=name, truncate_dim=d, show_progress=False)
+                 for d in [None, *(dims or [])]]
+    return {"path": str(final), "summaries": summaries}
+
+
+def run_side_by_side(fn, items: dict, workers: int = 2, threads: int = 1, desc: str | None = None) -> dict:
+    """``{key: fn(item)}``, computed in ``workers`` fresh processes with ``threads`` torch threads each.
+
+    For several small CPU runs (notebooks 03, 04, 07): a 1M-parameter model gains nothing from a second
+    intra-op thread, so two single-threaded runs side by side use two cores better than two runs in a
+    row. Workers are started with ``spawn`` (fresh interpreters: no forked torch or CUDA state) and
+    inherit the environment, so quick mode's offline switches hold; progress bars are turned off
+    (several would garble each other). ``fn`` must be importable (a module-level function).
+    ``workers=1`` runs in this process, one item after the other. ``desc``: a progress bar over items.
+    """
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from unittest import mock
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(items), desc=desc, disable=desc is None)
+    if workers <= 1:
+        out = {}
+        for key, item in items.items():
+            out[key] = fn(item)
+            bar.update()
+        return out
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TQDM_DISABLE": "1"}
+    with mock.patch.dict(os.environ, env), ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {key: pool.submit(fn, item) for key, item in items.items()}
+        for _ in as_completed(futures.values()):
+            bar.update()
+        bar.close()
+        return {key: f.result() for key, f in futures.items()}
