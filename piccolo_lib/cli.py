@@ -10,6 +10,7 @@
     piccolo data validate PATH_OR_META_LIST ... [--root DIR] [--batch-size N]
     piccolo data mine MODEL IN.jsonl OUT.jsonl [--range-min 50 --range-max 100]
     piccolo backbone build {offline-bert,offline-decoder} [--out DIR] [--seed N]
+    piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--strip]
     piccolo env
 
 Heavy imports happen after the mode is resolved, so quick mode's offline switches are set before
@@ -64,6 +65,13 @@ def _parser() -> argparse.ArgumentParser:
     bb.add_argument("name", choices=["offline-bert", "offline-decoder"])
     bb.add_argument("--out", default=None)
     bb.add_argument("--seed", type=int, default=0)
+
+    co = sub.add_parser("course", help="execute the notebooks with papermill; HTML index with timings")
+    co.add_argument("--mode", default="auto", choices=["quick", "full", "auto"])
+    co.add_argument("--only", default=None, help="notebook numbers, e.g. 03,04 (default: all)")
+    co.add_argument("--output", default="build/notebooks")
+    co.add_argument("--timeout", type=int, default=None, help="seconds per cell (default 900)")
+    co.add_argument("--strip", action="store_true", help="strip outputs and widget state from the notebooks, run nothing")
 
     sub.add_parser("env", help="print versions, device, online/offline, available backbones")
     return p
@@ -171,6 +179,23 @@ def _cmd_evaluation(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_course(args: argparse.Namespace) -> int:
+    from . import course, runtime
+
+    try:
+        paths = course.select(args.only)
+        if args.strip:
+            for p in paths:
+                print(f"{p.name}: {'stripped' if course.strip(p) else 'clean'}")
+            return 0
+        mode = runtime.setup(args.mode)  # the kernels inherit quick mode's offline switches
+        results = course.run_course(mode, args.only, args.output, timeout=args.timeout or course.CELL_TIMEOUT_S)
+    except course.CourseError as e:
+        print(e, file=sys.stderr)
+        return 2
+    return 0 if all(r["ok"] for r in results) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     # key=value overrides may come after options (`--mode quick epochs=1`), which argparse leaves over
@@ -184,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.cmd == "env":
         return _cmd_env()
+    if args.cmd == "course":
+        return _cmd_course(args)
     if getattr(args, "mode", None):
         runtime.setup(args.mode)
     if args.cmd == "quickstart":

@@ -28,9 +28,8 @@ def test_notebook_is_clean_and_parameterised(path):
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_in_quick_mode(path, tmp_path):
-    import papermill as pm
+    from piccolo_lib import course
 
-    pm.execute_notebook(
-        str(path), str(tmp_path / path.name), parameters={"mode": "quick", "output_dir": str(tmp_path / "run")},
-        kernel_name="python3", cwd=str(path.parent), execution_timeout=600, progress_bar=False,
-    )
+    # the same runner as `piccolo course`: the named kernel, per-cell timeout, mode and output_dir injected
+    result = course.execute(path, tmp_path, mode="quick", progress=False)
+    assert result["ok"], f"{path.name}: {result['error']}\n{result['traceback']}"

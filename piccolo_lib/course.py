@@ -1,0 +1,159 @@
+"""Run the course: execute every notebook with papermill and write an HTML index of the results.
+
+    piccolo course [--mode quick|full] [--only 03,04] [--output build/notebooks] [--strip]
+
+Each notebook runs in a fresh kernel of the named kernel ``piccolo-course`` (this environment's Python,
+registered on first use inside the environment, so a notebook never runs in some other Python that
+happens to be called ``python3``), with its ``mode`` and ``output_dir`` parameters set, an explicit
+per-cell timeout, and its wall time recorded. A notebook without exactly one ``parameters``-tagged cell
+is refused before anything runs. ``--strip`` removes outputs, execution counts and widget state from the
+source notebooks (what the repository's tests require before a commit).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import sys
+import time
+from pathlib import Path
+
+from .training import REPO_ROOT
+
+KERNEL = "piccolo-course"
+NOTEBOOKS = REPO_ROOT / "notebooks"
+CELL_TIMEOUT_S = 900  # per cell; the longest quick-mode cell (nine training runs, notebook 07) takes ~4 min
+
+
+class CourseError(RuntimeError):
+    """A notebook cannot be run as course material (no parameters cell, unknown selection)."""
+
+
+def ensure_kernel(name: str = KERNEL) -> str:
+    """Register this interpreter as the Jupyter kernel ``name`` (in ``sys.prefix``) unless it exists."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    specs = KernelSpecManager().find_kernel_specs()
+    if name in specs:
+        argv = json.loads((Path(specs[name]) / "kernel.json").read_text(encoding="utf-8"))["argv"]
+        if Path(argv[0]).resolve() == Path(sys.executable).resolve():
+            return name
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=name, display_name="Piccolo2 course", prefix=sys.prefix)
+    return name
+
+
+def select(only: str | list[str] | None = None, folder: Path = NOTEBOOKS) -> list[Path]:
+    """Course notebooks ``NN_name.ipynb`` in order; ``only`` keeps those whose number is listed ("03,04")."""
+    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not only:
+        return paths
+    wanted = [x.strip().zfill(2) for x in (only.split(",") if isinstance(only, str) else only) if x.strip()]
+    chosen = [p for p in paths if p.name[:2] in wanted]
+    missing = sorted(set(wanted) - {p.name[:2] for p in chosen})
+    if missing:
+        raise CourseError(f"no notebook numbered {', '.join(missing)} in {folder} "
+                          f"(have {', '.join(p.name[:2] for p in paths)})")
+    return chosen
+
+
+def check_parameters_cell(path: Path) -> None:
+    """Exactly one code cell tagged ``parameters``, setting ``mode`` (papermill injects after it)."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    tagged = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if len(tagged) != 1:
+        raise CourseError(f"{path}: needs exactly one cell tagged 'parameters', found {len(tagged)} "
+                          "(JupyterLab: property inspector -> cell tags)")
+    if "mode" not in "".join(tagged[0]["source"]):
+        raise CourseError(f"{path}: the parameters cell must set `mode` (quick | full | auto)")
+
+
+def strip(path: Path) -> bool:
+    """Remove outputs, execution counts and widget state from a notebook in place; True if it changed."""
+    text = path.read_text(encoding="utf-8")
+    nb = json.loads(text)
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+        cell.get("metadata", {}).pop("execution", None)
+    nb.get("metadata", {}).pop("widgets", None)
+    new = json.dumps(nb, ensure_ascii=False, indent=1) + "\n"
+    if new != text:
+        path.write_text(new, encoding="utf-8")
+    return new != text
+
+
+def execute(path: Path, out_dir: Path, mode: str = "quick", timeout: int = CELL_TIMEOUT_S,
+            kernel: str | None = None, progress: bool = True) -> dict:
+    """Run one notebook with papermill into ``out_dir``.
+
+    Returns ``{"notebook", "ok", "seconds", "error", "traceback"}``; a failing cell is reported, not raised.
+    """
+    import papermill as pm
+
+    check_parameters_cell(path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    error = trace = None
+    try:
+        pm.execute_notebook(str(path), str(out_dir / path.name), kernel_name=kernel or ensure_kernel(),
+                            parameters={"mode": mode, "output_dir": str(out_dir / "runs" / path.stem)},
+                            cwd=str(path.parent), execution_timeout=timeout, progress_bar=progress)
+    except pm.PapermillExecutionError as e:  # the executed copy (with the traceback) is still written
+        error = f"cell {e.exec_count}: {e.ename}: {e.evalue}"
+        trace = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(e.traceback))  # without terminal colours
+    return {"notebook": path.name, "ok": error is None, "seconds": round(time.perf_counter() - t0, 1),
+            "error": error, "traceback": trace}
+
+
+def to_html(executed: Path) -> Path:
+    """The executed notebook as a standalone HTML page beside it (nbconvert)."""
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_filename(str(executed))
+    target = executed.with_suffix(".html")
+    target.write_text(body, encoding="utf-8")
+    return target
+
+
+def write_index(results: list[dict], out_dir: Path, mode: str) -> Path:
+    """index.html: one row per notebook with its status, wall time and a link to its HTML page."""
+    rows = []
+    for r in results:
+        page = Path(r["notebook"]).with_suffix(".html").name
+        status = "ok" if r["ok"] else f"FAILED: {html.escape(r['error'] or '')}"
+        rows.append(f"<tr><td><a href='{page}'>{html.escape(r['notebook'])}</a></td><td>{status}</td>"
+                    f"<td style='text-align:right'>{r['seconds']:.0f}</td></tr>")
+    total = sum(r["seconds"] for r in results)
+    page = (f"<!doctype html><meta charset='utf-8'><title>Piccolo2 course ({mode} mode)</title>"
+            f"<h1>Piccolo2 course: executed notebooks ({mode} mode)</h1>"
+            f"<p>{sum(r['ok'] for r in results)} of {len(results)} ran without error; {total:.0f} s in all.</p>"
+            "<table border=1 cellpadding=4><tr><th>notebook</th><th>status</th><th>seconds</th></tr>"
+            + "".join(rows) + "</table>")
+    (out_dir / "index.html").write_text(page, encoding="utf-8")
+    (out_dir / "timings.json").write_text(json.dumps({"mode": mode, "notebooks": results}, indent=2), encoding="utf-8")
+    return out_dir / "index.html"
+
+
+def run_course(mode: str = "quick", only: str | None = None, output: str | Path = "build/notebooks",
+               folder: Path = NOTEBOOKS, timeout: int = CELL_TIMEOUT_S) -> list[dict]:
+    """Execute the selected notebooks in order (every one, even after a failure) and write the index."""
+    from tqdm.auto import tqdm
+
+    paths = select(only, folder)
+    for p in paths:  # refuse before running anything
+        check_parameters_cell(p)
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    kernel = ensure_kernel()
+    results = []
+    for p in tqdm(paths, desc="notebooks"):
+        r = execute(p, out, mode, timeout, kernel=kernel, progress=False)
+        if (out / p.name).exists():
+            to_html(out / p.name)
+        results.append(r)
+        print(f"{p.name}: {'ok' if r['ok'] else 'FAILED (' + r['error'] + ')'} in {r['seconds']:.0f} s", flush=True)
+    print(f"index: {write_index(results, out, mode)}")
+    return results
