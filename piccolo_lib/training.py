@@ -193,6 +193,10 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
                 "lr": sched.get_last_lr()[0] if sched is not None else None,
                 "samples_per_second": round(rows_per_step / dt, 2) if dt > 0 else None,
             }
+            if args.device.type == "cuda":  # peak memory of this process since the run started
+                import torch
+
+                line["gpu_mem_peak_mb"] = round(torch.cuda.max_memory_allocated(args.device) / 2**20, 1)
             with metrics_path.open("a", encoding="utf-8") as f:
                 f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
