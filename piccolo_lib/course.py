@@ -22,6 +22,19 @@ from pathlib import Path
 from .training import REPO_ROOT
 
 KERNEL = "piccolo-course"
+# Where Colab fetches the course from (the library alone is not enough: data_samples/ and configs/ too).
+# OWNER is a placeholder until the repository is published; README's badges use the same slug.
+REPO_SLUG = "OWNER/piccolo2-course"
+COLAB_DIR = "/content/piccolo2-course"
+# The install block every notebook starts with (tests check each notebook carries it verbatim).
+COLAB_BLOCK = f"""import os, sys, subprocess
+if "google.colab" in sys.modules:  # on Colab: fetch the course and install it (a no-op elsewhere)
+    if not os.path.exists("{COLAB_DIR}"):
+        subprocess.run(["git", "clone", "-q", "https://github.com/{REPO_SLUG}", "{COLAB_DIR}"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "{COLAB_DIR}"], check=True)
+    sys.path.insert(0, "{COLAB_DIR}")
+    os.chdir("{COLAB_DIR}/notebooks")
+"""
 NOTEBOOKS = REPO_ROOT / "notebooks"
 CELL_TIMEOUT_S = 900  # per cell; the longest quick-mode cell (nine training runs, notebook 07) takes ~4 min
 
@@ -68,6 +81,11 @@ def check_parameters_cell(path: Path) -> None:
                           "(JupyterLab: property inspector -> cell tags)")
     if "mode" not in "".join(tagged[0]["source"]):
         raise CourseError(f"{path}: the parameters cell must set `mode` (quick | full | auto)")
+
+
+def colab_url(notebook: str) -> str:
+    """The 'Open in Colab' link of a course notebook."""
+    return f"https://colab.research.google.com/github/{REPO_SLUG}/blob/main/notebooks/{notebook}"
 
 
 def strip(path: Path) -> bool:

@@ -23,6 +23,15 @@ def test_notebook_is_clean_and_parameterised(path):
             assert not cell.get("outputs") and cell.get("execution_count") is None, \
                 f"{path.name}: outputs must be stripped before committing"
     assert "widgets" not in nb.get("metadata", {}), f"{path.name}: strip widget state"
+    from piccolo_lib.course import COLAB_BLOCK, colab_url
+
+    assert colab_url(path.name) in (path.parent.parent / "README.md").read_text(encoding="utf-8"), \
+        f"{path.name}: README's course map needs its Colab badge"
+
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    after_params = code[code.index(tagged[0]) + 1]
+    assert "".join(after_params["source"]).startswith(COLAB_BLOCK), \
+        f"{path.name}: the cell after the parameters must start with piccolo_lib.course.COLAB_BLOCK (Colab install)"
 
 
 @pytest.mark.slow
