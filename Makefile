@@ -23,5 +23,11 @@ quickstart: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Speed, memory and scaling vs plain sentence-transformers and the reference strategy: rewrites
+# benchmarks/RESULTS.md in under 15 minutes on an idle 2-core CPU (BENCH_ARGS=--course adds the course timing, 10-15 min more).
+BENCH_ARGS ?=
+bench: install
+	$(PY) -m benchmarks $(BENCH_ARGS)
+
 clean:
 	rm -rf runs build .pytest_cache

@@ -2,7 +2,7 @@
 
 Run the way tests/test_notebooks.py runs the notebooks (parameters mode=quick and a scratch
 output_dir, kernel python3, cwd notebooks/), and quickstart as a fresh process writing to a scratch
-folder. A failure is recorded with its error, not raised. About 10 minutes in all on 2 cores, so it is
+folder. A failure is recorded with its error, not raised. 10-15 minutes in all on 2 cores, so it is
 opt-in: ``python -m benchmarks --course`` or ``python -m benchmarks --only course``.
 """
 
@@ -27,8 +27,9 @@ def _notebook(path: Path, tmp: Path) -> dict:
 
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(path), str(tmp / path.name), parameters={"mode": "quick", "output_dir": str(tmp / "run")},
-                            kernel_name="python3", cwd=str(path.parent), execution_timeout=900, progress_bar=False)
+        pm.execute_notebook(str(path), str(tmp / path.name),
+                            parameters={"mode": "quick", "output_dir": str(tmp / "run")}, kernel_name="python3",
+                            cwd=str(path.parent), execution_timeout=900, progress_bar=False)
         error = None
     except Exception as exc:  # noqa: BLE001  (any failure is reported, the others still run)
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"[:300]

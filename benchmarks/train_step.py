@@ -42,7 +42,8 @@ def loss_check(model, recipes: dict, cycles: list) -> dict:
         for x, y in pairs:
             diff = max(abs(a - b) for a, b in zip(values[task][x], values[task][y]))
             out["pairs"].append({"task": task, "a": x, "b": y, "max_abs_diff": diff})
-    masked = [abs(a - b) for a, b in zip(values["retri_contrast"]["piccolo_lib"], values["retri_contrast"]["piccolo_lib*"])]
+    retrieval = values["retri_contrast"]
+    masked = [abs(a - b) for a, b in zip(retrieval["piccolo_lib"], retrieval["piccolo_lib*"])]
     out["masking"] = {"batches_changed": sum(d > 1e-6 for d in masked), "max_effect": max(masked)}
     out["cls_plain_st_vs_piccolo"] = {  # MNRL also treats other rows' labels as negatives: a different loss
         "piccolo_lib": statistics.mean(values["cls_contrast"]["piccolo_lib"]),
@@ -63,7 +64,8 @@ def time_recipes(model, recipes: dict, cycles: list, budget_s: float, n_min: int
         for batch in cycles[c]:
             for name in order:
                 r = recipes[name]
-                dt, _, prepared = train_step(model, optimizer, lambda r=r: r.prepare(batch), lambda p, r=r: r.loss(batch, p))
+                dt, _, prepared = train_step(model, optimizer, lambda r=r: r.prepare(batch),
+                                             lambda p, r=r: r.loss(batch, p))
                 rows, tokens = rows_and_tokens(prepared[0])
                 spent[name] += dt
                 if c > 0:
