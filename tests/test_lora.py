@@ -14,6 +14,7 @@ from piccolo_lib.backbones import build_offline_decoder  # noqa: E402
 from piccolo_lib.losses import PiccoloLoss  # noqa: E402
 from piccolo_lib.model import add_lora, build_model, merge_lora  # noqa: E402
 from piccolo_lib.training import load_config, train  # noqa: E402
+from test_training import fixture_data as training_fixture  # noqa: E402
 
 TEXTS = ["信用卡怎么提额", "快递三天还没到", "今天天气很好", "比赛进球了"]
 
@@ -108,19 +109,8 @@ def test_bad_lora_settings_are_clear_errors(decoder, tmp_path):
         train(cfg)
 
 
-def fixture_data(tmp_path, n=16):
-    rows = {
-        "retri.jsonl": [{"text": f"问题{i}", "text_pos": f"答案{i}", "text_neg": [f"无关{i}", f"其他{i}"],
-                         "type": "retri_contrast"} for i in range(n)],
-        "sts.jsonl": [{"text": f"今天天气{i}", "text_pair": f"天气{i % 5}", "label": i % 6, "type": "cosent"}
-                      for i in range(n)],
-        "cls.jsonl": [{"text": f"比赛{i}进球", "text_pos": "体育", "text_neg": ["财经"], "type": "cls_contrast"}
-                      if i % 2 else {"text": f"股市{i}", "text_pos": "财经", "text_neg": ["体育"], "type": "cls_contrast"}
-                      for i in range(n)],
-    }
-    for name, rs in rows.items():
-        (tmp_path / name).write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rs), encoding="utf-8")
-    return [str(tmp_path / name) for name in rows]
+def fixture_data(tmp_path):
+    return training_fixture(tmp_path, n=16)  # the training tests' three small datasets
 
 
 @pytest.mark.slow
