@@ -32,10 +32,10 @@ FILES = ("retrieval", "sts", "classification")
 
 def write_rows(folder: Path, n: int) -> Path:
     """N rows in three JSONL files and a meta list; returns the meta list."""
-    for name in FILES:
+    for k, name in enumerate(FILES):
         source = read_jsonl(REPO_ROOT / "data_samples" / "train" / f"{name}.jsonl")
         with (folder / f"{name}.jsonl").open("w", encoding="utf-8") as f:
-            for i in range(n // len(FILES)):
+            for i in range(n // len(FILES) + (k < n % len(FILES))):  # exactly n rows in all
                 row = source[i % len(source)]
                 f.write(json.dumps({**row, "text": f"{row['text']} {i}"}, ensure_ascii=False) + "\n")
     meta = folder / "meta_list.txt"
@@ -59,7 +59,7 @@ def run(quick: bool = False) -> dict:
         t0 = time.perf_counter()
         meta = write_rows(folder, n)
         generate_s = time.perf_counter() - t0
-        rows = (n // len(FILES)) * len(FILES)
+        rows = n
         size = sum((folder / f"{name}.jsonl").stat().st_size for name in FILES)
 
         validate_s, code, _ = _timed_cli(["data", "validate", str(meta)])
