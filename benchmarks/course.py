@@ -1,7 +1,7 @@
 """Course timing: wall time of every notebook in quick mode (papermill) and of `piccolo quickstart --mode quick`.
 
-Run the way tests/test_notebooks.py runs the notebooks (parameters mode=quick and a scratch
-output_dir, kernel python3, cwd notebooks/), and quickstart as a fresh process writing to a scratch
+Run the way `piccolo course` and tests/test_notebooks.py run them (``piccolo_lib.course.execute``:
+the named kernel, mode=quick, a scratch output_dir, cwd notebooks/), and quickstart as a fresh process writing to a scratch
 folder. A failure is recorded with its error, not raised. 10-15 minutes in all on 2 cores, so it is
 opt-in: ``python -m benchmarks --course`` or ``python -m benchmarks --only course``.
 """
@@ -15,23 +15,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from piccolo_lib import course
 from piccolo_lib.training import REPO_ROOT
 
 
-def notebooks() -> list[Path]:
-    return sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-
-
 def _notebook(path: Path, tmp: Path) -> dict:
-    import papermill as pm
-
     t0 = time.perf_counter()
     try:
-        pm.execute_notebook(str(path), str(tmp / path.name),
-                            parameters={"mode": "quick", "output_dir": str(tmp / "run")}, kernel_name="python3",
-                            cwd=str(path.parent), execution_timeout=900, progress_bar=False)
-        error = None
-    except Exception as exc:  # noqa: BLE001  (any failure is reported, the others still run)
+        error = course.execute(path, tmp, mode="quick", progress=False)["error"]
+    except Exception as exc:  # noqa: BLE001  (a kernel death or timeout too: reported, the others still run)
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"[:300]
     return {"name": path.stem, "seconds": time.perf_counter() - t0, "error": error}
 
@@ -50,7 +42,7 @@ def _quickstart(tmp: Path) -> dict:
 def run(quick: bool = False) -> dict:
     """Seconds per notebook and for quickstart (quick: the first notebook only, no quickstart)."""
     with tempfile.TemporaryDirectory(prefix="piccolo-course-") as tmp:
-        items = [_notebook(p, Path(tmp)) for p in (notebooks()[:1] if quick else notebooks())]
+        items = [_notebook(p, Path(tmp)) for p in (course.select()[:1] if quick else course.select())]
         if not quick:
             items.append(_quickstart(Path(tmp)))
     return {"items": items, "total_s": sum(i["seconds"] for i in items)}
