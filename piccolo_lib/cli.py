@@ -1,6 +1,6 @@
 """The ``piccolo`` command.
 
-    piccolo quickstart [--mode quick|full|auto] [key=value ...]
+    piccolo quickstart [--mode quick|full|auto] [--backbone e5-small|offline-bert|...] [key=value ...]
     piccolo train CONFIG.yaml [key=value ...]
     piccolo eval MODEL [--benchmark local|cmteb|cmteb-legacy] [--tasks T,...] [--dims 224,128,64]
                  [--output DIR] [--data-dir DIR] [--prompts FILE.json] [--zero-shot]
@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("quickstart", help="train + evaluate the recipe on data_samples (the main job)")
     q.add_argument("--mode", default="auto", choices=["quick", "full", "auto"])
-    q.add_argument("--config", default=None, help="YAML config (default: configs/quickstart.yaml)")
+    q.add_argument("--config", default=None, help="YAML config (default: configs/quickstart.yaml, e5-small)")
+    q.add_argument("--backbone", default=None,
+                   help="e5-small (default, pretrained), offline-bert (toy, fastest: its own config), minilm, a folder")
     q.add_argument("overrides", nargs="*", help="key=value config overrides")
 
     t = sub.add_parser("train", help="train from a YAML config")
@@ -216,8 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "quickstart":
         from .pipeline import quickstart
 
-        result = quickstart(args.mode, args.config, args.overrides)
-        return 0 if result["finetuned"]["average"] > result["untrained"]["average"] else 1
+        result = quickstart(args.mode, args.config, args.overrides, backbone=args.backbone)
+        return 0 if result["finetuned"]["average"] > result["start"]["average"] else 1
     if args.cmd == "train":
         from .training import load_config, train
 

@@ -44,6 +44,8 @@ class TrainConfig:
     mrl_dims: list[int] | None = None  # None: the report's dims scaled to the width; []: no MRL
     projection_init: str | None = None  # a saved model folder whose projection head starts this run
     freeze_position_embeddings: bool = False  # the reference freezes them
+    freeze_word_embeddings: bool = False  # CPU speed: e5-small's 96M-of-118M embedding matrix gets no grad/AdamW state
+    train_top_layers: int = 0  # > 0: train only the top k backbone layers (+ head); 0: every layer
     extend_max_length: int | None = None  # extend learned position embeddings (the reference's extend_pe)
     max_seq_length: int = 512
     data: list[str] = field(default_factory=lambda: ["data_samples/train/meta_list.txt"])
@@ -215,7 +217,7 @@ def train(cfg: TrainConfig) -> Path:
 
     from .losses import PiccoloLoss
     from .model import (add_lora, build_model, default_mrl_dims, embedding_dim, extend_position_embeddings,
-                        freeze_position_embeddings, load_projection, merge_lora)
+                        freeze_for_speed, freeze_position_embeddings, load_projection, merge_lora)
     from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
 
     sets = load_train_sets([_resolve(p) for p in cfg.data], root=cfg.data_root and _resolve(cfg.data_root),
@@ -243,6 +245,11 @@ def train(cfg: TrainConfig) -> Path:
         extend_position_embeddings(model, cfg.extend_max_length)
     if cfg.freeze_position_embeddings:
         freeze_position_embeddings(model)
+    if cfg.freeze_word_embeddings or cfg.train_top_layers:
+        counts = freeze_for_speed(model, word_embeddings=cfg.freeze_word_embeddings,
+                                  train_top_layers=cfg.train_top_layers)
+        if rank0:
+            print(f"trainable parameters: {counts['trainable']:,} (frozen: {counts['frozen']:,})")
     if cfg.projection_init:
         load_projection(model, cfg.projection_init)
     if cfg.lora_r:  # checkpoints would hold unmerged adapter layers, which a plain load cannot read back

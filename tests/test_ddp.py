@@ -25,7 +25,7 @@ def free_port():
 
 def run(tmp_path, name, nproc, data, overrides, nnodes=1, launcher="torchrun"):
     out = tmp_path / name
-    args = ["train", str(Path(__file__).parent.parent / "configs" / "quickstart.yaml"), "--mode", "quick",
+    args = ["train", str(Path(__file__).parent.parent / "configs" / "quickstart-toy.yaml"), "--mode", "quick",
             f"data={json.dumps(data)}", f"output_dir={out}", "epochs=1", "seed=7", "neg_num=1",
             "cls_neg_num=2", "max_seq_length=32", "query_max_len=16", "passage_max_len=16", "logging_steps=100",
             *overrides]

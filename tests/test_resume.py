@@ -24,7 +24,7 @@ STEPS = 3 * 32 // 4  # three datasets of 32 rows, batch 4, one epoch
 
 
 def command(data, out, backbone, *extra):
-    return [str(BIN / "piccolo"), "train", str(Path(__file__).parent.parent / "configs" / "quickstart.yaml"),
+    return [str(BIN / "piccolo"), "train", str(Path(__file__).parent.parent / "configs" / "quickstart-toy.yaml"),
             "--mode", "quick", f"data={json.dumps(data)}", f"output_dir={out}", f"backbone={backbone}",
             "epochs=1", "seed=3", "batch_size=4", "neg_num=1", "cls_neg_num=2", "max_seq_length=32",
             "query_max_len=16", "passage_max_len=16", "save_steps=4", *extra]

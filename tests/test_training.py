@@ -88,7 +88,7 @@ def test_empty_negatives_and_unknown_dataset_prompts_are_refused(tmp_path):
 def test_cli_overrides_after_options(tmp_path, capsys):
     from piccolo_lib.cli import main
 
-    config = str(training.REPO_ROOT / "configs" / "quickstart.yaml")
+    config = str(training.REPO_ROOT / "configs" / "quickstart-toy.yaml")
     with pytest.raises(SystemExit):
         main(["train", config, "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
@@ -96,7 +96,7 @@ def test_cli_overrides_after_options(tmp_path, capsys):
         main(["train", config, "--mode", "quick", "epoch=1"])
 
 
-@pytest.mark.parametrize("name", ["quickstart.yaml", "quickstart-full.yaml", "piccolo2-large-zh.yaml"])
+@pytest.mark.parametrize("name", ["quickstart.yaml", "quickstart-toy.yaml", "quickstart-full.yaml", "piccolo2-large-zh.yaml"])
 def test_shipped_configs_load(name):
     cfg = load_config(training.REPO_ROOT / "configs" / name)
     assert cfg.mode in ("quick", "full") and cfg.batch_size > 0
