@@ -238,7 +238,8 @@ def freeze_for_speed(model: SentenceTransformer, *, word_embeddings: bool = Fals
       parameters (e5-small: 96M of 118M, a 250k-piece vocabulary x 384) while a short fine-tune touches
       only the rows of the pieces it sees; frozen, it gets no gradient and no AdamW state.
     * ``train_top_layers = k > 0``: train only the top k transformer layers (and what comes after them:
-      the final norm of decoders, pooling, the projection head); the embeddings and lower layers are frozen.
+      the final norm of decoders, BERT's pooler, the projection head); the embeddings and lower layers are
+      frozen. A parameter that gets no gradient (BERT's pooler under mean pooling) costs no optimizer work.
 
     The projection head is never frozen here. Returns ``{"trainable": n, "frozen": n}`` parameter counts.
     """

@@ -163,3 +163,45 @@ def test_retrieval_for_routes_every_dataset_through_infonce(tmp_path):
     assert {x["task"] for x in lines} == {"retri_contrast"} and {x["dataset"] for x in lines} > {"retri"}
     info = json.loads((final / "piccolo_training.json").read_text())
     assert {d["type"] for d in info["data"]} == {"retri_contrast"}
+
+
+def test_freeze_for_speed_freezes_what_it_says():
+    from piccolo_lib.model import build_model, freeze_for_speed
+
+    model = build_model("offline-bert")  # 2 layers + a head
+    bert = model[0].auto_model
+    total = sum(p.numel() for p in model.parameters())
+    counts = freeze_for_speed(model, word_embeddings=True)
+    emb = bert.get_input_embeddings().weight
+    assert not emb.requires_grad and counts["frozen"] == emb.numel() and counts["trainable"] == total - emb.numel()
+    assert bert.encoder.layer[0].attention.self.query.weight.requires_grad
+
+    model = build_model("offline-bert")
+    bert = model[0].auto_model
+    counts = freeze_for_speed(model, train_top_layers=1)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert not any(".embeddings." in n or ".layer.0." in n for n in trainable)
+    assert any(".layer.1." in n for n in trainable) and any(n.startswith("2.") for n in trainable)  # top layer, head
+    after = [bert.encoder.layer[1], bert.pooler, model[2]]  # the top layer, what follows it (BERT's pooler), the head
+    want = sum(p.numel() for m in after for p in m.parameters())
+    assert counts["trainable"] == want
+    with pytest.raises(ValueError, match="train_top_layers=3: the backbone has 2 layers"):
+        freeze_for_speed(build_model("offline-bert"), train_top_layers=3)
+
+
+@pytest.mark.slow
+def test_frozen_word_embeddings_do_not_move_in_training(tmp_path):
+    import torch
+
+    from piccolo_lib.model import build_model
+
+    cfg = load_config(None, {
+        "data": fixture_data(tmp_path), "batch_size": 8, "neg_num": 1, "cls_neg_num": 2, "max_steps": 3,
+        "lr": 1e-3, "max_seq_length": 32, "query_max_len": 16, "passage_max_len": 16, "seed": 1,
+        "freeze_word_embeddings": True, "output_dir": str(tmp_path / "out"), "device": "cpu",
+    })
+    start = build_model("offline-bert", seed=1)[0].auto_model
+    final = SentenceTransformer(str(train(cfg)), device="cpu")[0].auto_model
+    assert torch.equal(start.get_input_embeddings().weight, final.get_input_embeddings().weight)
+    assert not torch.equal(start.encoder.layer[0].attention.self.query.weight,
+                           final.encoder.layer[0].attention.self.query.weight)
