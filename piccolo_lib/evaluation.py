@@ -173,6 +173,53 @@ def _run_settings(model: Any, truncate_dim: int | None, show_progress: bool) -> 
             datasets.enable_progress_bars()
 
 
+@contextmanager
+def reuse_embeddings(model: SentenceTransformer) -> Iterator[dict]:
+    """Within the block, ``model`` encodes each (text, prompt) once: later calls slice cached embeddings.
+
+    For scoring one model at several Matryoshka dims: sentence-transformers truncates *after* the last
+    module (``embeddings[:, :truncate_dim]``, then the optional normalisation), so a prefix of a cached
+    full-width embedding is exactly what a fresh truncated encode returns, and the dims after the first
+    cost no encoding. The model must not change inside the block. Yields the cache (``{key: vector}``).
+
+    Written here because neither mteb nor sentence-transformers caches embeddings across evaluations.
+    """
+    original, store = model.encode, {}
+
+    def encode(inputs: Any, prompt_name: str | None = None, prompt: str | None = None,
+               truncate_dim: int | None = None, convert_to_tensor: bool = False,
+               normalize_embeddings: bool = False, **kwargs: Any) -> Any:
+        single = isinstance(inputs, str)
+        texts = [inputs] if single else list(inputs)
+        if not all(isinstance(t, str) for t in texts):  # images, pairs, dicts: not cached
+            return original(inputs, prompt_name=prompt_name, prompt=prompt, truncate_dim=truncate_dim,
+                            convert_to_tensor=convert_to_tensor, normalize_embeddings=normalize_embeddings, **kwargs)
+        tag = (prompt, prompt_name, kwargs.get("task"))
+        todo = [t for t in dict.fromkeys(texts) if (tag, t) not in store]
+        if todo:
+            dim, model.truncate_dim = model.truncate_dim, None
+            try:
+                fresh = original(todo, prompt_name=prompt_name, prompt=prompt, convert_to_numpy=True,
+                                 **{k: v for k, v in kwargs.items() if k not in ("convert_to_numpy", "output_value")})
+            finally:
+                model.truncate_dim = dim
+            store.update({(tag, t): row for t, row in zip(todo, np.asarray(fresh, dtype=np.float32))})
+        out = np.stack([store[(tag, t)] for t in texts])  # (n, full width)
+        dim = truncate_dim or model.truncate_dim
+        if dim:
+            out = out[:, :dim]
+        if normalize_embeddings:
+            out = out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        out = torch.from_numpy(out) if convert_to_tensor else out
+        return out[0] if single else out
+
+    model.encode = encode
+    try:
+        yield store
+    finally:
+        del model.encode  # back to the class's method
+
+
 def _prompts_used(wrapper: Any, task: Any) -> dict[str, str]:
     """{input kind: name of the model prompt mteb applies}, e.g. {"query": "query", "document": "document"}.
 

@@ -61,7 +61,7 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     mode = runtime.setup(mode)
     from sentence_transformers import SentenceTransformer
 
-    from .evaluation import evaluate_model, local_tasks, tfidf_baseline
+    from .evaluation import evaluate_model, local_tasks, reuse_embeddings, tfidf_baseline
     from .model import build_model
     from .reporting import format_table
 
@@ -85,9 +85,10 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     t2 = time.perf_counter()
     model = SentenceTransformer(str(final), device=device)
     dims = json.loads((final / "piccolo_training.json").read_text(encoding="utf-8"))["mrl_dims"]
-    after = evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", show_progress=show_progress)
-    per_dim = [evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", truncate_dim=d,
-                              show_progress=show_progress) for d in sorted(dims, reverse=True)[1:]]
+    with reuse_embeddings(model):  # every dim is a prefix of one encoding
+        after = evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", show_progress=show_progress)
+        per_dim = [evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", truncate_dim=d,
+                                  show_progress=False) for d in sorted(dims, reverse=True)[1:]]
     baseline = tfidf_baseline(tasks, eval_dir)
     t3 = time.perf_counter()
     drops = dropped_categories(before, after)
@@ -123,7 +124,7 @@ def train_and_evaluate(cfg, data_dir: str | Path = DATA_SAMPLES / "eval", dims: 
     """
     from sentence_transformers import SentenceTransformer
 
-    from .evaluation import evaluate_model, local_tasks
+    from .evaluation import evaluate_model, local_tasks, reuse_embeddings
 
     final = train(cfg)
     eval_dir = Path(cfg.output_dir) / "eval"
@@ -131,8 +132,9 @@ def train_and_evaluate(cfg, data_dir: str | Path = DATA_SAMPLES / "eval", dims: 
     model = SentenceTransformer(str(final), device="cpu" if cfg.device == "cpu" else None)
     tasks = local_tasks(data_dir)
     name = Path(cfg.output_dir).name
-    summaries = [evaluate_model(model, tasks, eval_dir, model_name=name, truncate_dim=d, show_progress=False)
-                 for d in [None, *(dims or [])]]
+    with reuse_embeddings(model):  # every dim is a prefix of one encoding
+        summaries = [evaluate_model(model, tasks, eval_dir, model_name=name, truncate_dim=d, show_progress=False)
+                     for d in [None, *(dims or [])]]
     return {"path": str(final), "summaries": summaries}
 
 

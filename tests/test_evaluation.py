@@ -406,3 +406,33 @@ def test_model_prompts_are_applied_per_task_type(model, data_dir: Path, tmp_path
     plain = spearmanr((p1 * p2).sum(1) / np.linalg.norm(p1, axis=1) / np.linalg.norm(p2, axis=1),
                       [s for _, _, s in STS]).statistic
     assert abs(plain - expected) > 1e-4  # the prompt changed the score, so the check above means something
+
+
+def test_reuse_embeddings_scores_every_dim_like_fresh_encodes(first_run, model, data_dir: Path, tmp_path: Path) -> None:
+    from piccolo_lib.evaluation import reuse_embeddings
+
+    tasks = local_tasks(data_dir)
+    fresh = [evaluate_model(model, tasks, tmp_path / "fresh", model_name="m", truncate_dim=d, show_progress=False)
+             for d in (None, 64, 16)]
+    calls, encode = [], type(model).encode
+
+    def counting(self, inputs, *args, **kwargs):
+        calls.append(len(inputs))
+        return encode(self, inputs, *args, **kwargs)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(type(model), "encode", counting):
+        with reuse_embeddings(model) as cache:
+            reused = [evaluate_model(model, tasks, tmp_path / "reused", model_name="m", truncate_dim=d,
+                                     show_progress=False) for d in (None, 64, 16)]
+        first = len(calls)
+        assert cache and first > 0
+        evaluate_model(model, tasks[:1], tmp_path / "after", model_name="m", show_progress=False)
+    assert len(calls) > first  # outside the block the model encodes again
+    for a, b in zip(fresh, reused):
+        assert a["tasks"].keys() == b["tasks"].keys()
+        for name in a["tasks"]:
+            assert b["tasks"][name]["main_score"] == pytest.approx(a["tasks"][name]["main_score"], abs=1e-3), name
+    assert reused[2]["truncate_dim"] == 16 and model.truncate_dim is None
+    assert "encode" not in vars(model)  # the instance patch is gone
