@@ -24,11 +24,11 @@ Respond = Callable[[dict], "str | tuple[int, str]"]
 
 class StandInEndpoint:
     """``with StandInEndpoint(respond) as ep: HTTPBackend(ep.url, "stand-in")``; ``ep.log`` lists
-    ``(monotonic time, body)`` of every request received."""
+    ``(monotonic time, body, headers)`` of every request received."""
 
     def __init__(self, respond: Respond, *, max_requests: int = 10_000, max_seconds: float = 600.0) -> None:
         self.respond, self.max_requests, self.max_seconds = respond, max_requests, max_seconds
-        self.log: list[tuple[float, dict]] = []
+        self.log: list[tuple[float, dict, dict]] = []
         self._lock = threading.Lock()
         self._started = False
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -42,7 +42,7 @@ class StandInEndpoint:
             def do_POST(self) -> None:  # noqa: N802 (the http.server API)
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
                 with endpoint._lock:
-                    endpoint.log.append((time.monotonic(), body))
+                    endpoint.log.append((time.monotonic(), body, dict(self.headers)))
                     over = len(endpoint.log) >= endpoint.max_requests
                 reply = endpoint.respond(body)
                 status, text = reply if isinstance(reply, tuple) else (200, reply)
