@@ -82,8 +82,9 @@ def _id(*parts: object) -> str:
     return hashlib.blake2b("|".join(map(str, parts)).encode("utf-8"), digest_size=8).hexdigest()
 
 
-def _seed(ident: str) -> int:
-    return int(ident[:8], 16)  # a 32-bit request seed derived from the id
+def request_seed(ident: str) -> int:
+    """The ``seed`` sent with a request: 32 bits of its id (vLLM and llama.cpp honour it)."""
+    return int(ident[:8], 16)
 
 
 def read_journal(path: Path) -> list[dict]:
@@ -173,7 +174,7 @@ def _request_all(cfg: SynthConfig, backend: Callable[[], Any], specs: list[dict]
     with tqdm(total=len(pending), desc=desc, disable=not cfg.progress or not pending) as bar:
         for start in range(0, len(pending), cfg.batch_size):
             batch = pending[start: start + cfg.batch_size]
-            replies = backend().generate([s["prompt"] for s in batch], [_seed(s["id"]) for s in batch])
+            replies = backend().generate([s["prompt"] for s in batch], [request_seed(s["id"]) for s in batch])
             for spec, reply in zip(batch, replies):
                 if reply is None:
                     failed, streak = failed + 1, streak + 1
@@ -238,6 +239,8 @@ def run_synth(cfg: SynthConfig, backend: Any = None, encoder: Any = None) -> dic
         stats["brainstorm"] = {"domains": len(cfg.domains), "replied": len(replies),
                                "malformed": sum(parse_tasks(r, cfg.min_cjk_share) is None for r in replies)}
     stats["this_run"] = {"requests": sent + more_sent, "failed": failed + more_failed}
+    if failed + more_failed:
+        stats["this_run"]["last_error"] = getattr(made[0], "last_error", None)
     _write_atomic(out / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
     return stats
 

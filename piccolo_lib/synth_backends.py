@@ -33,6 +33,17 @@ class SynthError(RuntimeError):
     """A problem the user must fix (bad endpoint, key, config or file): one line, no traceback needed."""
 
 
+def _error_detail(raw: bytes) -> str:
+    """The message of an error response: OpenAI-style ``{"error": {"message": ...}}``, else the body's start."""
+    text = raw.decode("utf-8", "replace")
+    try:
+        err = json.loads(text).get("error")
+        text = err.get("message", text) if isinstance(err, dict) else err if isinstance(err, str) else text
+    except (json.JSONDecodeError, AttributeError):
+        pass
+    return str(text)[:200].replace("\n", " ")
+
+
 class RateLimiter:
     """At most ``rate`` calls of :meth:`wait` per second across threads: call ``i`` returns no earlier than
     ``first + i / rate``. ``rate=None`` or 0: no limit."""
@@ -88,7 +99,8 @@ class HTTPBackend:
         return content if isinstance(content, str) else ""  # null content (a refusal): counted as malformed
 
     def _one(self, prompt: str, seed: int) -> str | None:
-        """One prompt with retries; None when every attempt failed."""
+        """One prompt with retries; None when every attempt failed (``last_error`` then says why)."""
+        error = None
         for attempt in range(self.max_retries + 1):
             if attempt:
                 time.sleep(self.backoff * 2 ** (attempt - 1))
@@ -96,15 +108,17 @@ class HTTPBackend:
             try:
                 return self._post(prompt, seed)
             except urllib.error.HTTPError as e:
-                detail = e.read().decode("utf-8", "replace")[:200].replace("\n", " ")
+                detail = _error_detail(e.read())
                 if e.code not in RETRY_STATUS:
                     raise SynthError(f"{self.endpoint}: HTTP {e.code} {e.reason}: {detail} "
                                      "(check the URL, the model name and the API key)") from None
-                self.last_error = f"HTTP {e.code}: {detail}"
-            except (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError, ConnectionError) as e:
-                self.last_error = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
+                error = f"HTTP {e.code}: {detail}"
+            except (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError,
+                    ConnectionError) as e:
+                error = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
             except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
-                self.last_error = f"not an OpenAI-style chat completion ({type(e).__name__}: {e})"
+                error = f"not an OpenAI-style chat completion ({type(e).__name__}: {e})"
+        self.last_error = error  # of the last request that failed every attempt
         return None
 
     def generate(self, prompts: list[str], seeds: list[int]) -> list[str | None]:

@@ -131,4 +131,9 @@ def cli(args: argparse.Namespace) -> int:
         print(f"piccolo data synth: {e}", file=sys.stderr)
         return 1
     print(format_stats(stats, cfg.out_dir))
+    run = stats["this_run"]
+    if run["failed"]:  # the folder is usable but incomplete: say so in the exit status
+        print(f"piccolo data synth: {run['failed']} of {run['requests']} requests failed after retries "
+              f"(last: {run['last_error']}); re-run the same command to retry them", file=sys.stderr)
+        return 1
     return 0

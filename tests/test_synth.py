@@ -155,7 +155,7 @@ def test_pipeline_counts_every_outcome(tmp_path, monkeypatch):
     assert stats["dropped"] == {"malformed_json": 3, "missing_field": 3, "empty_text": 3, "not_chinese": 3,
                                 "positive_equals_negative": 3, "duplicate": 2, "inconsistent": 0}
     assert stats["kept"] == 3 + 3 + 3 + 1 + 3 + 3  # good x2, fenced, dup (first only), flaky, slow
-    assert stats["this_run"] == {"requests": 2 + n, "failed": EXAMPLES}
+    assert stats["this_run"] == {"requests": 2 + n, "failed": EXAMPLES, "last_error": "HTTP 500: internal error"}
     assert stats["generated"] == stats["kept"] + sum(stats["dropped"].values())
     assert json.loads((tmp_path / "stats.json").read_text(encoding="utf-8")) == stats
 
@@ -184,7 +184,8 @@ def test_resume_after_a_budget_stop_gives_the_same_rows(tmp_path):
         assert part["generated"] == 8 and part["pending"] == full["planned"] - 8
         rest = run_synth(config(tmp_path / "b", ep.url))
         again = run_synth(config(tmp_path / "b", ep.url))  # only the never-answered "down" requests are asked
-    assert rest["generated"] == full["generated"] and again["this_run"] == {"requests": EXAMPLES, "failed": EXAMPLES}
+    assert rest["generated"] == full["generated"]
+    assert again["this_run"]["requests"] == again["this_run"]["failed"] == EXAMPLES
     for name in ("retrieval.jsonl", "tasks.jsonl"):
         assert lines(tmp_path / "a" / name) == lines(tmp_path / "b" / name)
     logged = [json.loads(x)["id"] for x in lines(tmp_path / "b" / "generations.jsonl")]
@@ -254,6 +255,19 @@ def test_errors_that_retrying_cannot_fix_stop_the_run(tmp_path):
     assert read_journal(tmp_path / "b" / "generations.jsonl") == []
 
 
+def test_cli_exits_1_while_requests_are_still_failing(tmp_path, capsys):
+    from piccolo_lib.cli import main
+
+    with StandInEndpoint(Script()) as ep:
+        args = ["data", "synth", str(tmp_path), "--url", ep.url, "--model", "stand-in", "--domains", "测试领域",
+                "--tasks-per-domain", str(len(BEHAVIOUR)), "--examples-per-task", "1", "--filter-model", "none",
+                "--timeout", str(TIMEOUT), "--max-retries", "1"]
+        assert main(args) == 1
+    out, err = capsys.readouterr()
+    assert "kept" in out and err.strip().splitlines()[-1] == ("piccolo data synth: 1 of 13 requests failed after retries "
+                                             "(last: HTTP 500: internal error); re-run the same command to retry them")
+
+
 def test_bad_input_gives_one_line_errors(tmp_path, capsys, monkeypatch):
     from piccolo_lib.cli import main
     from piccolo_lib.synth_cli import read_tasks_file
@@ -301,7 +315,7 @@ def e5():
 
 
 def test_consistency_filter_drops_an_unrelated_positive(e5, tmp_path):
-    from piccolo_lib.synth import _seed, plan_examples
+    from piccolo_lib.synth import request_seed, plan_examples
 
     good = [dict(t) for t in POOL[:8]]
     # an answer swapped for an unrelated passage: the real answer is only its "hard negative"
@@ -312,7 +326,7 @@ def test_consistency_filter_drops_an_unrelated_positive(e5, tmp_path):
     assert ranks[8] >= 2, ranks  # the unrelated "positive" loses to the real answer and more
 
     cfg = config(tmp_path, "unused", tasks=("给定问题检索答案",), examples_per_task=9, filter_model="e5-small", top_k=2)
-    by_seed = {_seed(s["id"]): json.dumps(t, ensure_ascii=False)
+    by_seed = {request_seed(s["id"]): json.dumps(t, ensure_ascii=False)
                for s, t in zip(plan_examples([("given", cfg.tasks[0])], cfg), [swapped, *good])}
     with StandInEndpoint(lambda body: by_seed[body["seed"]]) as ep:
         cfg.url = ep.url
