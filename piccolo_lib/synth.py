@@ -218,7 +218,12 @@ def run_synth(cfg: SynthConfig, backend: Any = None, encoder: Any = None) -> dic
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     made: list[Any] = [backend] if backend is not None else []
-    get_backend = lambda: made[0] if made else made.append(make_backend(cfg)) or made[0]  # noqa: E731
+
+    def get_backend() -> Any:  # built on first use: a finished folder re-runs without a server or a model
+        if not made:
+            made.append(make_backend(cfg))
+        return made[0]
+
     budget, sent, failed = cfg.limit, 0, 0
     brainstorm = Journal(out / "tasks.jsonl")
     try:

@@ -124,7 +124,7 @@ def dedup(triples: list[dict]) -> list[bool]:
     return keep
 
 
-def consistency_ranks(encoder: Any, triples: list[dict], batch_size: int = 32) -> list[int]:
+def consistency_ranks(encoder: Any, triples: list[dict], batch_size: int = 32, chunk: int = 1024) -> list[int]:
     """0-based rank of each triple's positive among every generated passage (all positives and hard
     negatives, deduplicated), for its query, by cosine similarity under ``encoder``.
 
@@ -145,10 +145,13 @@ def consistency_ranks(encoder: Any, triples: list[dict], batch_size: int = 32) -
 
     q = enc([t["query"] for t in triples], "query")  # (n, dim)
     d = enc(passages, "document")  # (P, dim)
-    scores = q @ d.T  # (n, P)
-    pos = torch.tensor([index[t["positive"]] for t in triples])
-    pos_score = scores.gather(1, pos[:, None])  # (n, 1)
-    return (scores > pos_score).sum(1).tolist()
+    pos = torch.tensor([index[t["positive"]] for t in triples])  # (n,)
+    ranks: list[int] = []
+    for start in range(0, len(triples), chunk):  # (chunk, P) scores at a time: 200k x 400k would not fit
+        scores = q[start: start + chunk] @ d.T  # (chunk, P)
+        pos_score = scores.gather(1, pos[start: start + chunk, None])  # (chunk, 1)
+        ranks += (scores > pos_score).sum(1).tolist()
+    return ranks
 
 
 def load_encoder(name: str, device: str | None = None) -> Any:

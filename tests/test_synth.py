@@ -194,6 +194,35 @@ def test_resume_after_a_budget_stop_gives_the_same_rows(tmp_path):
     assert {k: v for k, v in rest.items() if k != "this_run"} == {k: v for k, v in full.items() if k != "this_run"}
 
 
+def test_rows_follow_the_plan_whatever_order_replies_arrived_in(tmp_path):
+    """Two tasks give the same query with different positives; dedup keeps the one planned first, even when
+    the first task's requests failed in run 1 and were answered only in run 2 (after the second task's)."""
+    first, second = "给定问题，检索第一种答案", "给定问题，检索第二种答案"
+    q = POOL[0]["query"]
+    rows = {first: {**POOL[1], "query": q}, second: {**POOL[2], "query": q}}
+    gate = {"open": False}
+
+    def respond(body):
+        task = first if first in body["messages"][-1]["content"] else second
+        if task == first and not gate["open"]:
+            return 503, "busy"
+        return json.dumps(rows[task], ensure_ascii=False)
+
+    with StandInEndpoint(respond) as ep:
+        kw = dict(tasks=(first, second), examples_per_task=1, max_retries=0)
+        gate["open"] = True
+        run_synth(config(tmp_path / "straight", ep.url, **kw))
+        gate["open"] = False
+        assert run_synth(config(tmp_path / "resumed", ep.url, **kw))["this_run"]["failed"] == 1
+        gate["open"] = True
+        run_synth(config(tmp_path / "resumed", ep.url, **kw))
+    arrived = [json.loads(x)["task"] for x in lines(tmp_path / "resumed" / "generations.jsonl")]
+    assert arrived == [second, first]
+    kept = read_jsonl(tmp_path / "resumed" / "retrieval.jsonl")
+    assert [r["text_pos"] for r in kept] == [rows[first]["positive"]]
+    assert lines(tmp_path / "resumed" / "retrieval.jsonl") == lines(tmp_path / "straight" / "retrieval.jsonl")
+
+
 def test_killed_run_resumes_without_writing_a_row_twice(tmp_path):
     good = {t: k for t, k in BEHAVIOUR.items() if k in ("good", "fenced", "dup")}
     n = len(good) * 8
@@ -324,6 +353,7 @@ def test_consistency_filter_drops_an_unrelated_positive(e5, tmp_path):
     # each hand-written positive is in its query's top 2 (one of them trails its own hard negative)
     assert max(ranks[:8]) <= 1, ranks
     assert ranks[8] >= 2, ranks  # the unrelated "positive" loses to the real answer and more
+    assert consistency_ranks(e5, good + [swapped], chunk=2) == ranks  # scored in chunks of queries, same ranks
 
     cfg = config(tmp_path, "unused", tasks=("给定问题检索答案",), examples_per_task=9, filter_model="e5-small", top_k=2)
     by_seed = {request_seed(s["id"]): json.dumps(t, ensure_ascii=False)
