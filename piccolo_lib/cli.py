@@ -9,6 +9,7 @@
     piccolo cmteb sample-mirror --to DIR
     piccolo data validate PATH_OR_META_LIST ... [--root DIR] [--batch-size N]
     piccolo data mine MODEL IN.jsonl OUT.jsonl [--range-min 50 --range-max 100]
+    piccolo data synth OUT_DIR [--url URL --model NAME | --backend transformers --model NAME] [...]
     piccolo backbone build {e5-small,offline-bert,offline-decoder} [--out DIR] [--seed N]
     piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--strip]
     piccolo env
@@ -60,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--relative-margin", type=float, default=0.05)
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--mode", default="auto", choices=["quick", "full", "auto"])
+
+    from .synth_cli import add_parser as add_synth_parser  # light: no torch or HF import
+
+    add_synth_parser(dsub)
 
     b = sub.add_parser("backbone", help="offline backbones")
     bsub = b.add_subparsers(dest="backbone_cmd", required=True)
@@ -232,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.cmd in ("eval", "report", "cmteb"):
         return _cmd_evaluation(args)
+    if args.cmd == "data" and args.data_cmd == "synth":
+        from .synth_cli import cli as synth_cli
+
+        return synth_cli(args)
     if args.cmd == "data" and args.data_cmd == "mine":
         from .mining import mine_file
 
