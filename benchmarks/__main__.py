@@ -11,6 +11,7 @@ rest from the file, each section with its own date. Benchmarks (one module each,
     scaling        step time vs batch size and vs negatives K, with plots
     ceiling        float32 matmul GFLOP/s and the training step's model FLOP/s
     validate_speed `piccolo data validate` on 1M rows (when benchmarks/validate_speed.py exists)
+    real_model     e5-small (the real model): step time beside the toy, and the three recipes on it
     course         notebooks and quickstart wall time (10-15 min): only with --course, --only course,
                    or when the rest of a full run leaves room for it within 15 minutes
 """
@@ -33,7 +34,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 HERE = Path(__file__).resolve().parent
-ORDER = ("train_step", "mrl_overhead", "eval_encode", "scaling", "ceiling", "validate_speed", "course")
+ORDER = ("train_step", "mrl_overhead", "eval_encode", "scaling", "ceiling", "validate_speed", "real_model", "course")
 DEFAULT = ORDER[:-1]
 BUDGET_S = 15 * 60  # the full run's target on an idle 2-core machine
 COURSE_ESTIMATE_S = 900  # until a course section has been measured (7 notebooks + quickstart)
@@ -115,6 +116,7 @@ def render(store: dict, course_note: str | None) -> str:
         "ceiling": lambda s: report.ceiling_section(s["data"], (ok.get("train_step") or {}).get("data")),
         "validate_speed": lambda s: report.generic_section("6. Data validation speed (benchmarks/validate_speed.py)",
                                                            s["data"]),
+        "real_model": lambda s: report.real_model_section(s["data"]),
     }
     for name in ORDER[:-1]:
         s = sec.get(name)
