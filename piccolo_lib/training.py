@@ -31,7 +31,7 @@ from .data import as_retrieval, load_train_sets, summary
 from .losses import canonical_type
 from .reporting import model_card_section
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from .paths import REPO_ROOT  # noqa: E402,F401  (re-exported: training.REPO_ROOT)
 
 
 @dataclass
