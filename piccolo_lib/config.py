@@ -1,0 +1,123 @@
+"""The training config: every knob of a run (:class:`TrainConfig`) and how a YAML file becomes one.
+
+Split out of :mod:`piccolo_lib.training` so that module stays about the loop; ``from
+piccolo_lib.training import TrainConfig, load_config`` keeps working (it re-exports these names).
+
+Introduced in notebooks/05_multi_device.ipynb.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .losses import canonical_type
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run (YAML keys; ``key=value`` overrides on the command line)."""
+
+    backbone: str = "offline-bert"  # or a hub name, e.g. sensenova/piccolo-large-zh-v2
+    pooling: str = "auto"  # mean | cls | lasttoken | auto
+    projection_dim: int | None = None  # None: 1.75 x hidden (report: 1024 -> 1792); 0: no head
+    mrl_dims: list[int] | None = None  # None: the report's dims scaled to the width; []: no MRL
+    projection_init: str | None = None  # a saved model folder whose projection head starts this run
+    freeze_position_embeddings: bool = False  # the reference freezes them
+    extend_max_length: int | None = None  # extend learned position embeddings (the reference's extend_pe)
+    max_seq_length: int = 512
+    data: list[str] = field(default_factory=lambda: ["data_samples/train/meta_list.txt"])
+    data_root: str | None = None  # root of the meta list's folders (default: the list's folder)
+    losses: dict[str, dict[str, float]] = field(default_factory=dict)  # {type: {temperature, weight}}
+    retrieval_for: list[str] = field(default_factory=list)  # ablation: train these types' data with InfoNCE
+    batch_size: int = 32  # per device
+    neg_num: int = 1  # hard negatives per retrieval row (reference: 1)
+    cls_neg_num: int = 10  # negative label texts per classification row (reference: 10)
+    query_max_len: int = 64
+    passage_max_len: int = 128
+    cross_device_negatives: bool = False  # retrieval: every rank's passages are negatives (reference: off)
+    query_prompt: str = ""  # prefix/instruction for retrieval queries (saved as the model's "query" prompt)
+    passage_prompt: str = ""  # prefix for passages (saved as the "document" prompt)
+    dataset_prompts: dict[str, dict[str, str]] = field(default_factory=dict)  # {dataset: {query, passage}}
+    sampling: str = "size"  # size | explicit | temperature
+    sampling_weights: list[float] | None = None
+    sampling_temperature: float = 1.0
+    epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides epochs
+    lr: float = 2e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    seed: int = 42
+    precision: str = "fp32"  # fp32 | bf16 | fp16
+    gradient_checkpointing: bool = False
+    grad_accum: int = 1
+    logging_steps: int = 10  # console; metrics.jsonl gets every step
+    report_to: str = "none"  # none | tensorboard (event files under output_dir/tensorboard) | wandb | ...
+    save_steps: int = 0  # 0: save only the final model
+    output_dir: str = "runs/quickstart"
+    resume: bool = False
+    trust_remote_code: bool = False
+    lora_r: int = 0  # > 0: freeze the backbone, train LoRA adapters of this rank (large LLMs; E5-mistral: 16)
+    lora_alpha: float = 32.0  # the adapters' update is scaled by lora_alpha / lora_r
+    lora_dropout: float = 0.1
+    lora_target_modules: list[str] | str = "all-linear"  # or Linear names, e.g. [q_proj, v_proj]
+    deepspeed: str | None = None
+    device: str = "auto"  # auto | cpu | cuda
+    mode: str = "auto"  # quick | full | auto
+
+
+def _coerce(name: str, raw: str):
+    """Parse a ``key=value`` override with YAML rules (``1e-5``, ``true``, ``[1, 2]``, ``null``)."""
+    value = yaml.safe_load(raw)
+    return str(value) if name in ("backbone", "output_dir", "query_prompt", "passage_prompt") else value
+
+
+def _typed(key: str, value, source: str):
+    """Numbers YAML 1.1 reads as strings (``1e-4``) become floats; a non-number is a clear error."""
+    hint = str(typing.get_type_hints(TrainConfig)[key])
+    if isinstance(value, str) and hint in ("<class 'float'>", "<class 'int'>"):
+        try:
+            return float(value) if "float" in hint else int(value)
+        except ValueError:
+            raise ValueError(f"{source}: key {key!r}: expected a number, got {value!r}") from None
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> TrainConfig:
+    """Read a YAML config (safe loader) and apply overrides; unknown keys are an error with a hint."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) if path else {}
+    raw = raw or {}
+    if isinstance(overrides, dict):
+        raw.update(overrides)
+    for item in overrides or [] if not isinstance(overrides, dict) else []:
+        if "=" not in item:
+            raise ValueError(f"override {item!r}: expected key=value")
+        key, value = item.split("=", 1)
+        raw[key.strip()] = _coerce(key.strip(), value)
+    valid = [f.name for f in dataclasses.fields(TrainConfig)]
+    for key in raw:
+        if key not in valid:
+            close = difflib.get_close_matches(key, valid, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{path or 'config'}: unknown key {key!r}{hint} (valid keys: {', '.join(valid)})")
+    raw = {k: _typed(k, v, str(path or "config")) for k, v in raw.items()}
+    if isinstance(raw.get("data"), str):
+        raw["data"] = [raw["data"]]
+    if raw.get("losses"):  # aliases (sts, retrieval, ...) -> record types; unknown types are an error
+        raw["losses"] = {canonical_type(k): v for k, v in raw["losses"].items()}
+    if raw.get("retrieval_for"):
+        raw["retrieval_for"] = [canonical_type(k) for k in raw["retrieval_for"]]
+    return TrainConfig(**raw)
+
+
+def _resolve(path: str) -> str:
+    """Relative data paths are tried against the working directory, then the repo root."""
+    p = Path(path)
+    return str(p if p.is_absolute() or p.exists() else REPO_ROOT / p)
