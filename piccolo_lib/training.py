@@ -127,9 +127,11 @@ def train(cfg: TrainConfig) -> Path:
         print(summary(sets))
     set_seed(cfg.seed)
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    # built on the CPU: the Trainer moves it to each rank's own device (under torchrun, cuda:LOCAL_RANK);
+    # building on "cuda" would first load every rank's copy onto GPU 0
     model = build_model(cfg.backbone, pooling=cfg.pooling, projection_dim=cfg.projection_dim,
                         max_seq_length=cfg.max_seq_length, seed=cfg.seed,
-                        trust_remote_code=cfg.trust_remote_code, device="cuda" if use_cuda else "cpu")
+                        trust_remote_code=cfg.trust_remote_code, device="cpu")
     if cfg.extend_max_length:
         extend_position_embeddings(model, cfg.extend_max_length)
     if cfg.freeze_position_embeddings:
