@@ -43,6 +43,7 @@ class TrainConfig:
     query_max_len: int = 64
     passage_max_len: int = 128
     cross_device_negatives: bool = False  # retrieval: every rank's passages are negatives (reference: off)
+    # prompts: "" means the model's own saved prompts ("query" / "document"; e5-small: "query: " / "passage: "), if any
     query_prompt: str = ""  # prefix/instruction for retrieval queries (saved as the model's "query" prompt)
     passage_prompt: str = ""  # prefix for passages (saved as the "document" prompt)
     dataset_prompts: dict[str, dict[str, str]] = field(default_factory=dict)  # {dataset: {query, passage}}
@@ -55,7 +56,12 @@ class TrainConfig:
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
     seed: int = 42
-    precision: str = "fp32"  # fp32 | bf16 | fp16
+    precision: str = "fp32"  # fp32 | bf16 | fp16: autocast (mixed precision) over the weights' dtype below
+    # the weights' (and AdamW states') dtype. float32: fp32 master weights, whatever the checkpoint was saved
+    # in (transformers 5 would load a bf16 checkpoint as bf16); bfloat16 | float16: half-precision weights
+    # (less memory, less exact updates); auto: as saved
+    dtype: str = "float32"
+    attn_implementation: str | None = None  # None: transformers' pick (sdpa where the model supports it) | sdpa | eager | flash_attention_2
     gradient_checkpointing: bool = False
     grad_accum: int = 1
     logging_steps: int = 10  # console; metrics.jsonl gets every step
@@ -71,6 +77,17 @@ class TrainConfig:
     deepspeed: str | None = None
     device: str = "auto"  # auto | cpu | cuda
     mode: str = "auto"  # quick | full | auto
+
+
+# keys whose value must be one of a few words (a typo is refused with the list)
+CHOICES = {
+    "pooling": ("auto", "mean", "cls", "lasttoken"),
+    "precision": ("fp32", "bf16", "fp16"),
+    "dtype": ("float32", "bfloat16", "float16", "auto"),
+    "sampling": ("size", "explicit", "temperature"),
+    "device": ("auto", "cpu", "cuda"),
+    "mode": ("auto", "quick", "full"),
+}
 
 
 def _coerce(name: str, raw: str):
@@ -108,6 +125,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"{path or 'config'}: unknown key {key!r}{hint} (valid keys: {', '.join(valid)})")
     raw = {k: _typed(k, v, str(path or "config")) for k, v in raw.items()}
+    for key, allowed in CHOICES.items():
+        if key in raw and raw[key] not in allowed:
+            close = difflib.get_close_matches(str(raw[key]), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"{path or 'config'}: key {key!r}: {raw[key]!r} is not one of {', '.join(allowed)}{hint}")
+    if raw.get("precision") == "fp16" and raw.get("dtype") == "float16":
+        raise ValueError(f"{path or 'config'}: precision fp16 needs fp32 master weights (the gradient scaler "
+                         "cannot unscale fp16 gradients): set dtype float32, or precision bf16 with dtype bfloat16")
     if isinstance(raw.get("data"), str):
         raw["data"] = [raw["data"]]
     if raw.get("losses"):  # aliases (sts, retrieval, ...) -> record types; unknown types are an error

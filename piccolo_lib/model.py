@@ -20,6 +20,7 @@ from .backbones import resolve_backbone
 
 REPORT_DIMS = (256, 512, 768, 1024, 1280, 1536, 1792)  # report table 4
 REPORT_WIDTH, REPORT_HIDDEN = 1792, 1024
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
 def default_projection_dim(hidden: int) -> int:
@@ -77,6 +78,8 @@ def build_model(
     seed: int = 0,
     trust_remote_code: bool = False,
     device: str | None = None,
+    dtype: str = "float32",
+    attn_implementation: str | None = None,
 ) -> SentenceTransformer:
     """Build a Piccolo2-style SentenceTransformer from a backbone.
 
@@ -93,14 +96,24 @@ def build_model(
         prompts: sentence-transformers prompts (e.g. {"query": "..."}) saved with the model.
         seed: seed for the head's initialisation.
         trust_remote_code: off unless the user asks; passed to transformers.
+        device: where the model is put (None: sentence-transformers' pick, a GPU if there is one).
+        dtype: ``float32`` (default: fp32 weights, as training wants its master weights, even from a
+            checkpoint saved in bf16, which transformers 5 would otherwise load as bf16), ``bfloat16``,
+            ``float16`` or ``auto`` (as saved). The head is cast too.
+        attn_implementation: ``sdpa``, ``eager``, ``flash_attention_2``; None: transformers' pick (sdpa
+            where the architecture supports it).
     """
     path = resolve_backbone(backbone, seed=seed)
     kwargs = {"trust_remote_code": trust_remote_code} if trust_remote_code else {}
+    model_kwargs = {**kwargs, "dtype": DTYPES[dtype]}
+    if attn_implementation:
+        model_kwargs["attn_implementation"] = attn_implementation
     if is_sentence_transformers_folder(path):
-        return _from_sentence_transformers(path, pooling=pooling, projection_dim=projection_dim,
-                                           max_seq_length=max_seq_length, normalize=normalize, prompts=prompts,
-                                           seed=seed, kwargs=kwargs, device=device)
-    transformer = Transformer(path, max_seq_length=max_seq_length, model_kwargs=kwargs or None,
+        model = _from_sentence_transformers(path, pooling=pooling, projection_dim=projection_dim,
+                                            max_seq_length=max_seq_length, normalize=normalize, prompts=prompts,
+                                            seed=seed, kwargs=kwargs, model_kwargs=model_kwargs, device=device)
+        return model if dtype == "auto" else model.to(DTYPES[dtype])
+    transformer = Transformer(path, max_seq_length=max_seq_length, model_kwargs=model_kwargs,
                               config_kwargs=kwargs or None, processor_kwargs=kwargs or None)
     hidden = transformer.get_embedding_dimension()
     pooling = _auto_pooling(transformer.auto_model.config) if pooling == "auto" else pooling
@@ -112,7 +125,8 @@ def build_model(
         modules.append(projection(hidden, width, seed=seed))
     if normalize:
         modules.append(Normalize())
-    return SentenceTransformer(modules=modules, prompts=prompts, device=device)
+    model = SentenceTransformer(modules=modules, prompts=prompts, device=device)
+    return model if dtype == "auto" else model.to(DTYPES[dtype])
 
 
 def _auto_pooling(config) -> str:
@@ -130,14 +144,14 @@ def is_sentence_transformers_folder(path: str) -> bool:
 
 def _from_sentence_transformers(path: str, *, pooling: str, projection_dim: int | None, max_seq_length: int,
                                 normalize: bool, prompts: dict[str, str] | None, seed: int, kwargs: dict,
-                                device: str | None) -> SentenceTransformer:
+                                device: str | None, model_kwargs: dict | None = None) -> SentenceTransformer:
     """Start from a saved sentence-transformers model, keeping what it learned.
 
     Its Transformer, pooling, projection head (a saved Piccolo2 model's 1792-dim Dense) and prompts
     (e5's ``query: `` / ``passage: ``) are kept; a head is added only when it has none. ``pooling``
     other than ``auto`` replaces its pooling; a trailing ``Normalize`` stays last.
     """
-    saved = SentenceTransformer(path, device=device, trust_remote_code=bool(kwargs))
+    saved = SentenceTransformer(path, device=device, trust_remote_code=bool(kwargs), model_kwargs=model_kwargs)
     modules = list(saved)
     if not modules or not isinstance(modules[0], Transformer):
         raise ValueError(f"{path}: a sentence-transformers folder whose first module is not a Transformer "

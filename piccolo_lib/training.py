@@ -131,7 +131,8 @@ def train(cfg: TrainConfig) -> Path:
     # building on "cuda" would first load every rank's copy onto GPU 0
     model = build_model(cfg.backbone, pooling=cfg.pooling, projection_dim=cfg.projection_dim,
                         max_seq_length=cfg.max_seq_length, seed=cfg.seed,
-                        trust_remote_code=cfg.trust_remote_code, device="cpu")
+                        trust_remote_code=cfg.trust_remote_code, device="cpu", dtype=cfg.dtype,
+                        attn_implementation=cfg.attn_implementation)
     if cfg.extend_max_length:
         extend_position_embeddings(model, cfg.extend_max_length)
     if cfg.freeze_position_embeddings:
@@ -153,8 +154,9 @@ def train(cfg: TrainConfig) -> Path:
     specs, losses, train_sets = {}, {}, {}
     for s in sets:
         k = hard_negatives[s.name]
-        own = cfg.dataset_prompts.get(s.name, {})
-        specs[s.name] = TaskSpec(s.task_type, k, own.get("query", cfg.query_prompt), own.get("passage", cfg.passage_prompt))
+        own = cfg.dataset_prompts.get(s.name, {})  # else the config's prompts, else the model's own (e5: query: )
+        specs[s.name] = TaskSpec(s.task_type, k, own.get("query", cfg.query_prompt or model.prompts.get("query", "")),
+                                 own.get("passage", cfg.passage_prompt or model.prompts.get("document", "")))
         hp = cfg.losses.get(s.task_type, {})
         losses[s.name] = PiccoloLoss(model, s.task_type, mrl_dims=dims, dataset_name=s.name, tracker=tracker,
                                      temperature=hp.get("temperature"), weight=hp.get("weight"),

@@ -32,3 +32,80 @@ def test_model_is_built_on_the_cpu_and_moved_by_the_trainer(tmp_path, monkeypatc
     with pytest.raises(Built):
         train(cfg)
     assert seen["device"] == "cpu"
+
+
+# ---------------------------------------------------------------- items 3 and 4: start from what was saved
+
+@pytest.fixture(scope="module")
+def saved_e5(tmp_path_factory):
+    """e5-small saved as bf16 twice: mean pooling + its own 672-dim head, and CLS pooling + a 128-dim head.
+
+    Both heads are perturbed away from the identity init, so a fresh head could not pass for the saved one.
+    Returns {variant: (folder, head weight as saved, prompts)}.
+    """
+    from piccolo_lib.model import build_model
+
+    root = tmp_path_factory.mktemp("e5")
+    out = {}
+    for name, kwargs in {"mean": {}, "cls": {"pooling": "cls", "projection_dim": 128}}.items():
+        model = build_model("e5-small", seed=0, device="cpu", **kwargs)
+        with torch.no_grad():
+            head = model[2].linear
+            head.weight.add_(torch.randn(head.weight.shape, generator=torch.Generator().manual_seed(1)) * 0.1)
+        if name == "cls":
+            model.prompts = {"query": "查询: ", "document": "段落: "}
+        model.to(torch.bfloat16)
+        model.save(str(root / name))
+        out[name] = (root / name, model[2].linear.weight.detach().float().clone(), dict(model.prompts))
+    return out
+
+
+def start_of_training(tmp_path, monkeypatch, **overrides):
+    """What ``train()`` hands the Trainer (model, args, collator), captured where ``Trainer.train`` starts."""
+    import transformers
+
+    seen = {}
+
+    def spy(self, *args, **kwargs):
+        seen.update(model=self.model, args=self.args, collator=self.data_collator)
+        raise Built
+
+    monkeypatch.setattr(transformers.Trainer, "train", spy)
+    cfg = load_config(None, {"data": fixture_data(tmp_path), "batch_size": 8, "cls_neg_num": 2, "device": "cpu",
+                             "output_dir": str(tmp_path / "out"), "max_seq_length": 32, **overrides})
+    with pytest.raises(Built):
+        train(cfg)
+    return seen
+
+
+@pytest.mark.parametrize("variant, pooling", [("mean", "mean"), ("cls", "cls")])
+def test_training_starts_from_the_saved_model_in_fp32(tmp_path, monkeypatch, saved_e5, variant, pooling):
+    import json
+
+    from sentence_transformers.sentence_transformer.modules import Dense, Pooling
+
+    folder, head, prompts = saved_e5[variant]
+    assert json.loads((folder / "config.json").read_text())["dtype"] == "bfloat16"
+    seen = start_of_training(tmp_path, monkeypatch, backbone=str(folder), precision="bf16")
+    model = seen["model"]
+    dense = [m for m in model if isinstance(m, Dense)]
+    assert len(dense) == 1 and torch.equal(dense[0].linear.weight, head), "the saved head, not a new one"
+    assert [m.pooling_mode for m in model if isinstance(m, Pooling)] == [pooling]
+    assert model.prompts == prompts
+    assert {p.dtype for p in model.parameters()} == {torch.float32}, "master weights fp32; bf16 is autocast"
+    assert seen["args"].bf16 is True
+    specs = seen["collator"].specs  # config prompts left empty: the model's own reach every batch
+    assert specs["retri"].query_prompt == prompts["query"] and specs["retri"].passage_prompt == prompts["document"]
+
+
+def test_dtype_and_attention_knobs(tmp_path, monkeypatch, saved_e5):
+    folder = saved_e5["mean"][0]
+    seen = start_of_training(tmp_path, monkeypatch, backbone=str(folder), dtype="bfloat16",
+                             attn_implementation="eager", query_prompt="q> ")
+    model = seen["model"]
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert model[0].auto_model.config._attn_implementation == "eager"
+    assert seen["collator"].specs["retri"].query_prompt == "q> "  # the config's prompt wins
+    assert seen["collator"].specs["retri"].passage_prompt == "passage: "
+    with pytest.raises(ValueError, match="key 'dtype': 'fp8' is not one of float32, bfloat16"):
+        load_config(None, {"dtype": "fp8"})
