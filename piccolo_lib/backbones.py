@@ -231,9 +231,19 @@ def resolve_backbone(name: str, *, seed: int = 0) -> str:
         return name
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise FileNotFoundError(f"backbone {name!r}: no such folder")
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
+    if os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hub_cache(name):
         raise FileNotFoundError(
             f"backbone {name!r} is not a local folder, and quick/offline mode never downloads: "
             "use e5-small, offline-bert, offline-decoder or minilm, a local folder, or --mode full with internet"
         )
     return name
+
+
+def _in_hub_cache(name: str) -> bool:
+    """True when the hub model ``name`` was downloaded before (its config.json is in the local HF cache)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repo id
+        return False

@@ -129,17 +129,48 @@ def build_model(
     return model if dtype == "auto" else model.to(DTYPES[dtype])
 
 
+# model types that are decoder-only LLMs (pooled at their last token, piccolo-gpt); the check also
+# reads config.is_decoder and the architectures' names (…ForCausalLM, …LMHeadModel)
+DECODER_TYPES = frozenset({
+    "llama", "mistral", "mixtral", "qwen", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3",
+    "gemma3_text", "phi", "phi3", "gpt2", "gpt_neo", "gpt_neox", "gptj", "falcon", "bloom", "opt", "olmo", "olmo2",
+    "stablelm", "starcoder2", "internlm", "internlm2", "baichuan", "chatglm", "glm", "deepseek_v2", "deepseek_v3",
+    "minicpm", "cohere", "granite", "smollm3",
+})
+
+
 def _auto_pooling(config) -> str:
-    """``lasttoken`` for decoder-only configs (piccolo-gpt), else ``mean``."""
-    is_decoder = getattr(config, "is_decoder", False) or not hasattr(config, "type_vocab_size")
-    return "lasttoken" if is_decoder and config.model_type != "bert" else "mean"
+    """``lasttoken`` for decoder-only LLMs (piccolo-gpt), ``mean`` for every encoder.
+
+    Encoders without token types (DistilBERT, MPNet, ModernBERT) and T5-style encoder-decoders
+    (their encoder is what embeds) are encoders: mean.
+    """
+    if getattr(config, "is_encoder_decoder", False):
+        return "mean"
+    archs = getattr(config, "architectures", None) or []
+    decoder = (getattr(config, "is_decoder", False) or config.model_type in DECODER_TYPES
+               or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs))
+    return "lasttoken" if decoder else "mean"
 
 
 def is_sentence_transformers_folder(path: str) -> bool:
-    """True for a local sentence-transformers folder (it has ``modules.json``)."""
+    """True for a sentence-transformers model: a local folder with ``modules.json``, or a hub model with one.
+
+    A hub name is checked with ``hf_hub_download`` (from the local cache when offline): a model
+    published with its own pooling, head and prompts keeps them (see :func:`_from_sentence_transformers`).
+    """
     from pathlib import Path
 
-    return (Path(path) / "modules.json").exists()
+    if Path(path).exists():
+        return (Path(path) / "modules.json").exists()
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        hf_hub_download(path, "modules.json")
+    except (OSError, ValueError, HfHubHTTPError):  # no such file or repo, not cached offline, not a repo id
+        return False
+    return True
 
 
 def _from_sentence_transformers(path: str, *, pooling: str, projection_dim: int | None, max_seq_length: int,

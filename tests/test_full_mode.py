@@ -109,3 +109,67 @@ def test_dtype_and_attention_knobs(tmp_path, monkeypatch, saved_e5):
     assert seen["collator"].specs["retri"].passage_prompt == "passage: "
     with pytest.raises(ValueError, match="key 'dtype': 'fp8' is not one of float32, bfloat16"):
         load_config(None, {"dtype": "fp8"})
+
+
+# ---------------------------------------------------------------- item 5: pooling auto
+
+@pytest.mark.parametrize("config_cls, kwargs, expected", [
+    ("BertConfig", {}, "mean"),
+    ("DistilBertConfig", {}, "mean"),
+    ("MPNetConfig", {}, "mean"),
+    ("ModernBertConfig", {}, "mean"),
+    ("T5Config", {"architectures": ["T5EncoderModel"]}, "mean"),
+    ("XLMRobertaConfig", {}, "mean"),
+    ("LlamaConfig", {}, "lasttoken"),
+    ("Qwen2Config", {"architectures": ["Qwen2ForCausalLM"]}, "lasttoken"),
+    ("GPT2Config", {}, "lasttoken"),
+    ("MistralConfig", {}, "lasttoken"),
+])
+def test_auto_pooling_is_last_token_only_for_decoders(config_cls, kwargs, expected):
+    import transformers
+
+    from piccolo_lib.model import _auto_pooling
+
+    assert _auto_pooling(getattr(transformers, config_cls)(**kwargs)) == expected
+
+
+def fake_hub(monkeypatch, tmp_path, name, folder):
+    """A Hugging Face cache holding ``folder`` as the hub model ``name`` (what a download leaves behind)."""
+    import huggingface_hub.constants
+
+    commit = "0" * 40
+    repo = tmp_path / "hub" / f"models--{name.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit)
+    (repo / "snapshots").mkdir()
+    (repo / "snapshots" / commit).symlink_to(folder, target_is_directory=True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+
+
+def test_hub_model_keeps_its_own_sentence_transformers_config(tmp_path, monkeypatch, saved_e5):
+    """A hub sentence-transformers model (here: cached, offline) keeps its pooling, head and prompts."""
+    from piccolo_lib.model import build_model
+
+    folder, head, prompts = saved_e5["cls"]
+    fake_hub(monkeypatch, tmp_path, "someorg/e5-cls", folder)
+    model = build_model("someorg/e5-cls", device="cpu")
+    assert model[1].pooling_mode == "cls" and torch.equal(model[2].linear.weight, head)
+    assert model.prompts == prompts
+
+
+def test_data_mine_goes_through_the_same_path(tmp_path, monkeypatch, saved_e5):
+    import piccolo_lib.mining as mining
+
+    folder, head, _ = saved_e5["cls"]
+    fake_hub(monkeypatch, tmp_path, "someorg/e5-cls", folder)
+    seen = {}
+
+    def capture(model, rows, **kwargs):
+        seen["model"] = model
+        return rows, "stats"
+
+    monkeypatch.setattr(mining, "mine_hard_negatives", capture)
+    (tmp_path / "in.jsonl").write_text('{"text": "q", "text_pos": "p", "text_neg": []}\n', encoding="utf-8")
+    assert mining.mine_file("someorg/e5-cls", tmp_path / "in.jsonl", tmp_path / "out.jsonl") == "stats"
+    model = seen["model"]
+    assert model[1].pooling_mode == "cls" and torch.equal(model[2].linear.weight.float(), head)
