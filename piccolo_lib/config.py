@@ -39,7 +39,8 @@ class TrainConfig:
     retrieval_for: list[str] = field(default_factory=list)  # ablation: train these types' data with InfoNCE
     batch_size: int = 32  # per device
     neg_num: int = 1  # hard negatives per retrieval row (reference: 1)
-    cls_neg_num: int = 10  # negative label texts per classification row (reference: 10)
+    cls_neg_num: int = 10  # label negatives per classification row, min(this, available) per row (reference: 10)
+    dataset_neg_num: dict[str, int] = field(default_factory=dict)  # {dataset: k}: its neg_num or cls_neg_num
     query_max_len: int = 64
     passage_max_len: int = 128
     cross_device_negatives: bool = False  # retrieval: every rank's passages are negatives (reference: off)

@@ -158,6 +158,15 @@ class PiccoloCollator:
             out.append(rng.sample(pool, k) if len(pool) >= k else [rng.choice(pool) for _ in range(k)])
         return out
 
+    def _label_negatives(self, rows: list[dict], k: int) -> list[list[str]]:
+        """min(k, available) distinct label negatives per row (the reference's rule): a binary sentiment
+        set has one negative label, and trains with the report's cls_neg_num=10 on that one."""
+        out = []
+        for row in rows:
+            pool = sorted({n for n in row["text_neg"] if n != row["_pos"]})
+            out.append(self._rng(row).sample(pool, min(k, len(pool))))
+        return out
+
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor | str]:
         name = rows[0]["dataset_name"]
         spec = self.specs[name]
@@ -184,10 +193,12 @@ class PiccoloCollator:
                 put("negative", self._tok(flat, self.passage_max_len, spec.passage_prompt))
             batch["label"] = torch.tensor([[text_id(p)] + [text_id(n) for n in ns] for p, ns in zip(positives, negs)])
         else:  # cls_contrast: encode each distinct label text once, index into it
-            negs = self._negatives(name, rows, spec.neg_num)
+            negs = self._label_negatives(rows, spec.neg_num)
             distinct = sorted({r["_pos"] for r in rows} | {n for ns in negs for n in ns})
             index = {t: i for i, t in enumerate(distinct)}
             put("text", self._tok(texts, self.query_max_len))
             put("labels", self._tok(distinct, self.query_max_len))
-            batch["label"] = torch.tensor([[index[r["_pos"]]] + [index[n] for n in ns] for r, ns in zip(rows, negs)])
+            width = max(len(ns) for ns in negs)  # a row with fewer label negatives is padded with -1 (masked)
+            batch["label"] = torch.tensor([[index[r["_pos"]]] + [index[n] for n in ns] + [-1] * (width - len(ns))
+                                           for r, ns in zip(rows, negs)])
         return batch

@@ -110,17 +110,19 @@ def train(cfg: TrainConfig) -> Path:
     from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
 
     sets = load_train_sets([_resolve(p) for p in cfg.data], root=cfg.data_root and _resolve(cfg.data_root),
-                           neg_num={"retri_contrast": cfg.neg_num, "cls_contrast": cfg.cls_neg_num},
-                           batch_size=cfg.batch_size)
-    hard_negatives = {s.name: cfg.neg_num if s.task_type == "retri_contrast" else
-                      cfg.cls_neg_num if s.task_type == "cls_contrast" else 0 for s in sets}
+                           neg_num={"retri_contrast": cfg.neg_num, "cls_contrast": cfg.cls_neg_num,
+                                    **cfg.dataset_neg_num}, batch_size=cfg.batch_size)
+    for knob in ("dataset_prompts", "dataset_neg_num"):
+        unknown = sorted(set(getattr(cfg, knob)) - {s.name for s in sets})
+        if unknown:
+            raise ValueError(f"{knob} names unknown dataset(s) {unknown}; datasets: {[s.name for s in sets]}")
+    hard_negatives = {s.name: cfg.dataset_neg_num.get(s.name, cfg.neg_num) if s.task_type == "retri_contrast" else
+                      cfg.dataset_neg_num.get(s.name, cfg.cls_neg_num) if s.task_type == "cls_contrast" else 0
+                      for s in sets}
     if cfg.retrieval_for:  # the ablation's baseline: these datasets go through InfoNCE (data.as_retrieval)
         converted = [as_retrieval(s) if s.task_type in cfg.retrieval_for else s for s in sets]
         hard_negatives.update({s.name: 0 for s, c in zip(sets, converted) if s.task_type == "cosent" and c is not s})
         sets = converted
-    unknown = sorted(set(cfg.dataset_prompts) - {s.name for s in sets})
-    if unknown:
-        raise ValueError(f"dataset_prompts names unknown dataset(s) {unknown}; datasets: {[s.name for s in sets]}")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank0 = int(os.environ.get("RANK", "0")) == 0
     if rank0:

@@ -173,3 +173,63 @@ def test_data_mine_goes_through_the_same_path(tmp_path, monkeypatch, saved_e5):
     assert mining.mine_file("someorg/e5-cls", tmp_path / "in.jsonl", tmp_path / "out.jsonl") == "stats"
     model = seen["model"]
     assert model[1].pooling_mode == "cls" and torch.equal(model[2].linear.weight.float(), head)
+
+
+# ---------------------------------------------------------------- item 6: label negatives per row
+
+def binary_sentiment(tmp_path, n=24):
+    """A Waimai/JDReview-shaped set: two labels, so one negative label per row."""
+    import json
+
+    rows = [{"text": f"外卖{i}很{'好吃' if i % 2 else '难吃'}", "text_pos": "正面" if i % 2 else "负面",
+             "text_neg": ["负面" if i % 2 else "正面"], "type": "cls_contrast"} for i in range(n)]
+    path = tmp_path / "waimai.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def test_collator_takes_min_k_available_label_negatives_per_row():
+    from piccolo_lib.sampling import PiccoloCollator, TaskSpec
+
+    def tok(texts, max_length):
+        return {"input_ids": torch.zeros(len(texts), 2, dtype=torch.long)}
+
+    rows = [{"dataset_name": "c", "_row": 0, "text": "a", "text_pos": "甲", "text_neg": ["乙"]},
+            {"dataset_name": "c", "_row": 1, "text": "b", "text_pos": "乙", "text_neg": ["甲", "丙", "丁"]}]
+    batch = PiccoloCollator(tok, {"c": TaskSpec("cls_contrast", neg_num=2)})(rows)
+    labels = batch["label"]  # (B, 1 + K): indices into the distinct label texts, -1 = no negative there
+    assert labels.shape == (2, 3)
+    assert (labels[0, 1:] >= 0).sum() == 1 and labels[0, 2] == -1, "one label negative available: one used"
+    assert (labels[1, 1:] >= 0).sum() == 2 and len(set(labels[1].tolist())) == 3, "K of 3, without repeats"
+
+
+def test_cls_loss_with_padding_equals_the_loss_of_each_row_alone():
+    from piccolo_lib.losses import cls_contrast
+
+    g = torch.Generator().manual_seed(0)
+    text, pos, neg = torch.randn(2, 8, generator=g), torch.randn(2, 8, generator=g), torch.randn(2, 3, 8, generator=g)
+    mask = torch.tensor([[True, False, False], [True, True, True]])
+    padded = cls_contrast(text, pos, neg, negative_mask=mask)
+    alone = [cls_contrast(text[:1], pos[:1], neg[:1, :1]), cls_contrast(text[1:], pos[1:], neg[1:])]
+    assert torch.allclose(padded, sum(alone) / 2)
+
+
+def test_binary_classification_set_trains_with_the_reports_cls_neg_num(tmp_path, monkeypatch):
+    seen = start_of_training(tmp_path, monkeypatch, data=fixture_data(tmp_path) + [binary_sentiment(tmp_path)],
+                             cls_neg_num=10, dataset_neg_num={"cls": 1, "retri": 2})
+    specs = seen["collator"].specs
+    assert specs["waimai"].neg_num == 10 and specs["cls"].neg_num == 1 and specs["retri"].neg_num == 2
+    with pytest.raises(ValueError, match=r"dataset_neg_num names unknown dataset\(s\) \['nope'\]"):
+        start_of_training(tmp_path, monkeypatch, data=fixture_data(tmp_path), dataset_neg_num={"nope": 1})
+
+
+@pytest.mark.slow
+def test_binary_classification_set_trains_end_to_end(tmp_path):
+    import json
+    import math
+
+    cfg = load_config(None, {"data": [binary_sentiment(tmp_path)], "batch_size": 8, "cls_neg_num": 10,
+                             "max_steps": 2, "max_seq_length": 16, "device": "cpu", "output_dir": str(tmp_path / "o")})
+    train(cfg)
+    losses = [json.loads(x)["loss"] for x in (tmp_path / "o" / "metrics.jsonl").read_text().splitlines()]
+    assert len(losses) == 2 and all(math.isfinite(x) and x > 0 for x in losses)
