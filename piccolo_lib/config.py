@@ -44,10 +44,15 @@ class TrainConfig:
     query_max_len: int = 64
     passage_max_len: int = 128
     cross_device_negatives: bool = False  # retrieval: every rank's passages are negatives (reference: off)
-    # prompts: "" means the model's own saved prompts ("query" / "document"; e5-small: "query: " / "passage: "), if any
-    query_prompt: str = ""  # prefix/instruction for retrieval queries (saved as the model's "query" prompt)
-    passage_prompt: str = ""  # prefix for passages (saved as the "document" prompt)
-    dataset_prompts: dict[str, dict[str, str]] = field(default_factory=dict)  # {dataset: {query, passage}}
+    # Prompts. query_prompt prefixes retrieval queries, BOTH texts of an STS / pair-classification row (symmetric;
+    # the reference prefixes STS pairs) and classification/clustering texts; passage_prompt prefixes retrieval
+    # passages (positives, negatives) and label texts (the candidates a text is matched against).
+    # "" means the model's own saved prompts ("query" / "document"; e5-small: "query: " / "passage: "), if any.
+    # The saved model keeps them as "query" / "document": mteb applies those to retrieval and reranking only.
+    query_prompt: str = ""  # saved as the model's "query" prompt
+    passage_prompt: str = ""  # saved as the "document" prompt
+    dataset_prompts: dict[str, dict[str, str]] = field(default_factory=dict)  # {dataset: {query, passage}}: per dataset
+    # (an instruction-style retrieval prompt, e.g. piccolo-gpt's, belongs here rather than on every task type)
     sampling: str = "size"  # size | explicit | temperature
     sampling_weights: list[float] | None = None
     sampling_temperature: float = 1.0

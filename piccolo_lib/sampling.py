@@ -115,7 +115,11 @@ class EpochState:
 
 @dataclass
 class TaskSpec:
-    """How the collator builds one dataset's batches."""
+    """How the collator builds one dataset's batches.
+
+    Prompts: ``query_prompt`` prefixes retrieval queries, both texts of an STS/pair row and classification
+    texts; ``passage_prompt`` prefixes retrieval passages (positives, negatives) and label texts.
+    """
 
     task_type: str
     neg_num: int = 0
@@ -179,9 +183,9 @@ class PiccoloCollator:
             batch.update({f"{prefix}_{k}": v for k, v in tokens.items()})
 
         texts = [r["text"] for r in rows]
-        if spec.task_type == "cosent":
-            put("text", self._tok(texts, self.query_max_len))
-            put("text_pair", self._tok([r["text_pair"] for r in rows], self.query_max_len))
+        if spec.task_type == "cosent":  # symmetric: both sides are "queries" (the reference prefixes both)
+            put("text", self._tok(texts, self.query_max_len, spec.query_prompt))
+            put("text_pair", self._tok([r["text_pair"] for r in rows], self.query_max_len, spec.query_prompt))
             batch["label"] = torch.tensor([float(r["label"]) for r in rows])
         elif spec.task_type == "retri_contrast":
             positives = [r["_pos"] for r in rows]
@@ -196,8 +200,8 @@ class PiccoloCollator:
             negs = self._label_negatives(rows, spec.neg_num)
             distinct = sorted({r["_pos"] for r in rows} | {n for ns in negs for n in ns})
             index = {t: i for i, t in enumerate(distinct)}
-            put("text", self._tok(texts, self.query_max_len))
-            put("labels", self._tok(distinct, self.query_max_len))
+            put("text", self._tok(texts, self.query_max_len, spec.query_prompt))  # the text is the query,
+            put("labels", self._tok(distinct, self.query_max_len, spec.passage_prompt))  # its labels the candidates
             width = max(len(ns) for ns in negs)  # a row with fewer label negatives is padded with -1 (masked)
             batch["label"] = torch.tensor([[index[r["_pos"]]] + [index[n] for n in ns] + [-1] * (width - len(ns))
                                            for r, ns in zip(rows, negs)])

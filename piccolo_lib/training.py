@@ -94,6 +94,28 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
     return MetricsLogger()
 
 
+def warn_small_datasets(sets: list, cfg: TrainConfig, world_size: int) -> list[str]:
+    """Warn, naming it, about each dataset with fewer rows (x repeat) than one optimizer step takes.
+
+    One step is batch_size x world_size x grad_accum rows of one dataset; with ``sampling: size`` such a
+    dataset gets no step at all, with the other modes its steps repeat rows. Returns the messages.
+    """
+    import warnings
+
+    step = cfg.batch_size * world_size * cfg.grad_accum
+    messages = []
+    for s in sets:
+        if len(s.dataset) * s.repeat < step:
+            effect = ("it gets no training step" if cfg.sampling == "size" else
+                      "each of its steps repeats rows")
+            messages.append(f"dataset {s.name!r}: {len(s.dataset)} rows x repeat {s.repeat} = "
+                            f"{len(s.dataset) * s.repeat} < one global batch of {step} (batch_size {cfg.batch_size} x "
+                            f"{world_size} process(es) x grad_accum {cfg.grad_accum}): {effect} (sampling={cfg.sampling}); "
+                            "raise its repeat in the meta list or lower batch_size")
+            warnings.warn(messages[-1], UserWarning, stacklevel=2)
+    return messages
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train and save. Returns the folder of the final SentenceTransformer model.
 
@@ -125,6 +147,8 @@ def train(cfg: TrainConfig) -> Path:
         sets = converted
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank0 = int(os.environ.get("RANK", "0")) == 0
+    if rank0:
+        warn_small_datasets(sets, cfg, world_size)
     if rank0:
         print(summary(sets))
     set_seed(cfg.seed)

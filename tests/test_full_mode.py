@@ -233,3 +233,42 @@ def test_binary_classification_set_trains_end_to_end(tmp_path):
     train(cfg)
     losses = [json.loads(x)["loss"] for x in (tmp_path / "o" / "metrics.jsonl").read_text().splitlines()]
     assert len(losses) == 2 and all(math.isfinite(x) and x > 0 for x in losses)
+
+
+# ---------------------------------------------------------------- item 7: prompts everywhere, small datasets
+
+def test_prompts_reach_sts_and_classification_batches():
+    """Queries, both STS sides and classification texts get the query prompt; passages and labels the passage one."""
+    from piccolo_lib.sampling import PiccoloCollator, TaskSpec
+
+    seen = []
+
+    def tok(texts, max_length):
+        seen.append(list(texts))
+        return {"input_ids": torch.zeros(len(texts), 2, dtype=torch.long)}
+
+    specs = {name: TaskSpec(task, 1, "Q: ", "P: ") for name, task in
+             [("r", "retri_contrast"), ("s", "cosent"), ("c", "cls_contrast")]}
+    collate = PiccoloCollator(tok, specs)
+    collate([{"dataset_name": "s", "_row": 0, "text": "一", "text_pair": "二", "label": 1.0}])
+    assert seen == [["Q: 一"], ["Q: 二"]]
+    seen.clear()
+    collate([{"dataset_name": "c", "_row": 0, "text": "文", "text_pos": "甲", "text_neg": ["乙"]}])
+    assert seen == [["Q: 文"], ["P: 乙", "P: 甲"]]
+    seen.clear()
+    collate([{"dataset_name": "r", "_row": 0, "text": "问", "text_pos": "答", "text_neg": ["错"]}])
+    assert seen == [["Q: 问"], ["P: 答"], ["P: 错"]]
+
+
+def test_dataset_prompts_reach_an_sts_dataset(tmp_path, monkeypatch):
+    seen = start_of_training(tmp_path, monkeypatch, query_prompt="通用: ",
+                             dataset_prompts={"sts": {"query": "相似: "}})
+    specs = seen["collator"].specs
+    assert specs["sts"].query_prompt == "相似: " and specs["cls"].query_prompt == "通用: "
+
+
+def test_dataset_smaller_than_one_global_batch_is_named_before_training(tmp_path, monkeypatch):
+    """24 rows, batch 8 x 1 process x grad_accum 4 = 32 rows per step: no step at all, said up front."""
+    with pytest.warns(UserWarning, match=r"dataset 'retri': 24 rows x repeat 1 = 24 < one global batch of 32 "
+                                         r"\(batch_size 8 x 1 process\(es\) x grad_accum 4\)"):
+        start_of_training(tmp_path, monkeypatch, grad_accum=4)
