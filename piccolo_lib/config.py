@@ -139,6 +139,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     if raw.get("precision") == "fp16" and raw.get("dtype") == "float16":
         raise ValueError(f"{path or 'config'}: precision fp16 needs fp32 master weights (the gradient scaler "
                          "cannot unscale fp16 gradients): set dtype float32, or precision bf16 with dtype bfloat16")
+    if raw.get("deepspeed"):
+        raw["deepspeed"] = _find_file(str(raw["deepspeed"]), Path(path).parent if path else None,
+                                      f"{path or 'config'}: deepspeed")
     if isinstance(raw.get("data"), str):
         raw["data"] = [raw["data"]]
     if raw.get("losses"):  # aliases (sts, retrieval, ...) -> record types; unknown types are an error
@@ -152,3 +155,14 @@ def _resolve(path: str) -> str:
     """Relative data paths are tried against the working directory, then the repo root."""
     p = Path(path)
     return str(p if p.is_absolute() or p.exists() else REPO_ROOT / p)
+
+
+def _find_file(name: str, config_dir: Path | None, what: str) -> str:
+    """A file named in a config: as given if absolute, else the first of the config file's folder, the
+    working directory and the repo root that has it (so a run works from any folder)."""
+    p = Path(name).expanduser()
+    candidates = [p] if p.is_absolute() else [d / p for d in (config_dir, Path.cwd(), REPO_ROOT) if d is not None]
+    for c in candidates:
+        if c.is_file():
+            return str(c.resolve())
+    raise FileNotFoundError(f"{what} {name!r}: no such file (looked in {', '.join(str(c.parent) for c in candidates)})")

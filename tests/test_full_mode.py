@@ -272,3 +272,21 @@ def test_dataset_smaller_than_one_global_batch_is_named_before_training(tmp_path
     with pytest.warns(UserWarning, match=r"dataset 'retri': 24 rows x repeat 1 = 24 < one global batch of 32 "
                                          r"\(batch_size 8 x 1 process\(es\) x grad_accum 4\)"):
         start_of_training(tmp_path, monkeypatch, grad_accum=4)
+
+
+# ---------------------------------------------------------------- item 8: the deepspeed path
+
+def test_deepspeed_path_is_resolved_against_the_config_folder_then_the_repo_root(tmp_path, monkeypatch):
+    from piccolo_lib.config import REPO_ROOT
+
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "exp" / "ds.json").write_text("{}")
+    (tmp_path / "exp" / "run.yaml").write_text("deepspeed: ds.json\n")
+    (tmp_path / "exp" / "repo.yaml").write_text("deepspeed: configs/ds_zero1.json\n")
+    (tmp_path / "exp" / "missing.yaml").write_text("deepspeed: nope.json\n")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    assert load_config(tmp_path / "exp" / "run.yaml").deepspeed == str(tmp_path / "exp" / "ds.json")
+    assert load_config(tmp_path / "exp" / "repo.yaml").deepspeed == str(REPO_ROOT / "configs" / "ds_zero1.json")
+    with pytest.raises(FileNotFoundError, match=r"missing.yaml: deepspeed 'nope.json': no such file"):
+        load_config(tmp_path / "exp" / "missing.yaml")
