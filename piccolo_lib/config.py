@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from .errors import ConfigError, InputNotFound
 from .losses import canonical_type
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -109,19 +110,31 @@ def _typed(key: str, value, source: str):
         try:
             return float(value) if "float" in hint else int(value)
         except ValueError:
-            raise ValueError(f"{source}: key {key!r}: expected a number, got {value!r}") from None
+            raise ConfigError(f"{source}: key {key!r}: expected a number, got {value!r}") from None
     return value
+
+
+def _read_yaml(path: Path) -> dict:
+    """The config file as a dict; a missing file, bad YAML or a non-mapping is one clear error."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputNotFound(f"{path}: no such config file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of key: value, got {type(raw).__name__}")
+    return raw or {}
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> TrainConfig:
     """Read a YAML config (safe loader) and apply overrides; unknown keys are an error with a hint."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) if path else {}
-    raw = raw or {}
+    raw = _read_yaml(Path(path)) if path else {}
     if isinstance(overrides, dict):
         raw.update(overrides)
     for item in overrides or [] if not isinstance(overrides, dict) else []:
         if "=" not in item:
-            raise ValueError(f"override {item!r}: expected key=value")
+            raise ConfigError(f"override {item!r}: expected key=value")
         key, value = item.split("=", 1)
         raw[key.strip()] = _coerce(key.strip(), value)
     valid = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -129,15 +142,15 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
         if key not in valid:
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{path or 'config'}: unknown key {key!r}{hint} (valid keys: {', '.join(valid)})")
+            raise ConfigError(f"{path or 'config'}: unknown key {key!r}{hint} (valid keys: {', '.join(valid)})")
     raw = {k: _typed(k, v, str(path or "config")) for k, v in raw.items()}
     for key, allowed in CHOICES.items():
         if key in raw and raw[key] not in allowed:
             close = difflib.get_close_matches(str(raw[key]), allowed, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{path or 'config'}: key {key!r}: {raw[key]!r} is not one of {', '.join(allowed)}{hint}")
+            raise ConfigError(f"{path or 'config'}: key {key!r}: {raw[key]!r} is not one of {', '.join(allowed)}{hint}")
     if raw.get("precision") == "fp16" and raw.get("dtype") == "float16":
-        raise ValueError(f"{path or 'config'}: precision fp16 needs fp32 master weights (the gradient scaler "
+        raise ConfigError(f"{path or 'config'}: precision fp16 needs fp32 master weights (the gradient scaler "
                          "cannot unscale fp16 gradients): set dtype float32, or precision bf16 with dtype bfloat16")
     if raw.get("deepspeed"):
         raw["deepspeed"] = _find_file(str(raw["deepspeed"]), Path(path).parent if path else None,
@@ -165,4 +178,4 @@ def _find_file(name: str, config_dir: Path | None, what: str) -> str:
     for c in candidates:
         if c.is_file():
             return str(c.resolve())
-    raise FileNotFoundError(f"{what} {name!r}: no such file (looked in {', '.join(str(c.parent) for c in candidates)})")
+    raise InputNotFound(f"{what} {name!r}: no such file (looked in {', '.join(str(c.parent) for c in candidates)})")

@@ -27,13 +27,14 @@ from pathlib import Path
 
 import datasets
 
+from .errors import UserError
 from .validation import RECORD_COLUMNS, Records, columns, validate  # noqa: F401 (RECORD_COLUMNS re-exported)
 
 LOSS_NAMES = {"retri_contrast": "InfoNCE (tau 0.01)", "cosent": "CoSENT (tau 0.05, w 0.04)",
               "cls_contrast": "label contrast (tau 0.05, w 0.2)"}
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Bad training data. The message names the file, the row (1-based) and the field."""
 
 

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import ConfigError
+
 
 def _unit(x: Tensor) -> Tensor:
     """L2-normalise the last dim, upcasting half precision to float32, so dots are cosines."""
@@ -237,7 +239,7 @@ def canonical_type(task_type: str) -> str:
     name = ALIASES.get(task_type, task_type)
     if name not in TASK_LOSSES:
         valid = sorted(TASK_LOSSES) + sorted(ALIASES)
-        raise ValueError(f"unknown task type {task_type!r}; expected one of {valid}")
+        raise ConfigError(f"unknown task type {task_type!r}; expected one of {valid}")
     return name
 
 

@@ -34,6 +34,7 @@ from sentence_transformers import SentenceTransformer
 
 from .backbones import resolve_backbone
 from .data import read_jsonl
+from .errors import ConfigError
 from .losses import canonical_type
 from .model import build_model, is_sentence_transformers_folder
 from .sampling import text_id
@@ -102,13 +103,13 @@ def mine_hard_negatives(model: Any, rows: list[dict], *, corpus: list[str] | Non
         negatives in rank order, and the run's :class:`MiningStats`.
     """
     if not (0 <= range_min < range_max and num_negatives >= 1):
-        raise ValueError(f"need 0 <= range_min < range_max and num_negatives >= 1, got {range_min}, "
+        raise ConfigError(f"need 0 <= range_min < range_max and num_negatives >= 1, got {range_min}, "
                          f"{range_max}, {num_negatives}")
     for i, row in enumerate(rows):
         if "type" in row and canonical_type(str(row["type"])) != "retri_contrast":
-            raise ValueError(f"row {i + 1}: type {row['type']!r}; mining needs retri_contrast records")
+            raise ConfigError(f"row {i + 1}: type {row['type']!r}; mining needs retri_contrast records")
         if not isinstance(row.get("text"), str) or not all(isinstance(p, str) for p in _positives(row)):
-            raise ValueError(f"row {i + 1}: needs a string 'text' and 'text_pos' (a string or list of strings)")
+            raise ConfigError(f"row {i + 1}: needs a string 'text' and 'text_pos' (a string or list of strings)")
     if not rows:
         return [], MiningStats()
     source = corpus if corpus is not None else [t for r in rows for t in _positives(r) + list(r.get("text_neg") or [])]

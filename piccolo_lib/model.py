@@ -17,6 +17,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
 
 from .backbones import resolve_backbone
+from .errors import ConfigError, MissingPackage
 
 REPORT_DIMS = (256, 512, 768, 1024, 1280, 1536, 1792)  # report table 4
 REPORT_WIDTH, REPORT_HIDDEN = 1792, 1024
@@ -185,7 +186,7 @@ def _from_sentence_transformers(path: str, *, pooling: str, projection_dim: int 
     saved = SentenceTransformer(path, device=device, trust_remote_code=bool(kwargs), model_kwargs=model_kwargs)
     modules = list(saved)
     if not modules or not isinstance(modules[0], Transformer):
-        raise ValueError(f"{path}: a sentence-transformers folder whose first module is not a Transformer "
+        raise ConfigError(f"{path}: a sentence-transformers folder whose first module is not a Transformer "
                          f"({type(modules[0]).__name__ if modules else 'no modules'}) cannot be a Piccolo2 backbone")
     norm = [m for m in modules if isinstance(m, Normalize)]
     modules = [m for m in modules if not isinstance(m, Normalize)]
@@ -205,7 +206,7 @@ def _from_sentence_transformers(path: str, *, pooling: str, projection_dim: int 
     if dense:
         have = dense[-1].linear.out_features
         if projection_dim not in (None, have):
-            raise ValueError(f"{path}: it has a {have}-dim projection head already; "
+            raise ConfigError(f"{path}: it has a {have}-dim projection head already; "
                              f"projection_dim={projection_dim} would need a new one (leave projection_dim null)")
     else:
         width = default_projection_dim(hidden) if projection_dim is None else projection_dim
@@ -241,15 +242,15 @@ def add_lora(model: SentenceTransformer, r: int = 16, alpha: float = 32, dropout
     try:
         from peft import LoraConfig, inject_adapter_in_model
     except ImportError:
-        raise ImportError("LoRA needs the peft package: pip install peft (it is in the [dev] extras)") from None
+        raise MissingPackage("LoRA needs the peft package: pip install peft (it is in the [dev] extras)") from None
     if r < 1:
-        raise ValueError(f"LoRA rank must be >= 1, got r={r}")
+        raise ConfigError(f"LoRA rank must be >= 1, got r={r}")
     targets = target_modules if isinstance(target_modules, str) else list(target_modules)
     backbone = model[0].auto_model
     names = {n.rsplit(".", 1)[-1] for n, m in backbone.named_modules() if isinstance(m, torch.nn.Linear)}
     missing = sorted(set(targets) - names) if isinstance(targets, list) else []
     if missing or (isinstance(targets, str) and targets != "all-linear"):
-        raise ValueError(f"lora_target_modules {target_modules!r}: no such Linear layer in "
+        raise ConfigError(f"lora_target_modules {target_modules!r}: no such Linear layer in "
                          f"{type(backbone).__name__}; its Linear layers: {sorted(names)} (or 'all-linear')")
     inject_adapter_in_model(LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets), backbone)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -303,7 +304,7 @@ def extend_position_embeddings(model: SentenceTransformer, new_max: int, alpha: 
     if new_max <= n:
         return
     if new_max > n * n:
-        raise ValueError(f"can extend {n} positions to at most {n * n}, asked for {new_max}")
+        raise ConfigError(f"can extend {n} positions to at most {n * n}, asked for {new_max}")
     u = (old - alpha * old[:1]) / (1 - alpha)  # (n, H)
     idx = torch.arange(new_max)
     new = torch.nn.Embedding(new_max, old.shape[1]).to(old.device, old.dtype)
@@ -324,9 +325,9 @@ def load_projection(model: SentenceTransformer, path: str) -> None:
     previous = SentenceTransformer(path, device="cpu")
     dense = [m for m in previous if isinstance(m, Dense)]
     if not dense or not isinstance(model[2], Dense):
-        raise ValueError(f"{path}: no projection (Dense) module to load, or this model has no head")
+        raise ConfigError(f"{path}: no projection (Dense) module to load, or this model has no head")
     if dense[0].linear.weight.shape != model[2].linear.weight.shape:
-        raise ValueError(f"{path}: projection shape {tuple(dense[0].linear.weight.shape)} does not match "
+        raise ConfigError(f"{path}: projection shape {tuple(dense[0].linear.weight.shape)} does not match "
                          f"{tuple(model[2].linear.weight.shape)}")
     model[2].load_state_dict(dense[0].state_dict())
 

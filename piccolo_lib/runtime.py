@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import socket
 
+from .errors import ConfigError
+
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 MODES = ("quick", "full", "auto")
 
@@ -37,7 +39,7 @@ def resolve_mode(mode: str = "auto") -> str:
     """``quick`` or ``full``; ``auto`` is ``$PICCOLO_MODE`` if set (CI sets quick), else full only
     with a GPU and a reachable hub."""
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+        raise ConfigError(f"unknown mode {mode!r}; expected one of {MODES}")
     if mode == "auto" and os.environ.get("PICCOLO_MODE") in ("quick", "full"):
         mode = os.environ["PICCOLO_MODE"]
     if mode == "auto":

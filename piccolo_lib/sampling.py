@@ -23,6 +23,8 @@ import torch
 from sentence_transformers.base.sampler import MultiDatasetDefaultBatchSampler
 from torch.utils.data import ConcatDataset
 
+from .errors import ConfigError
+
 
 def text_id(text: str) -> int:
     """A 63-bit id of the normalised text (NFKC-free: strip + collapse spaces + lower).
@@ -44,14 +46,14 @@ def dataset_weights(sizes: Sequence[int], repeats: Sequence[int], mode: str = "s
     base = np.asarray(sizes, dtype=float) * np.asarray(repeats, dtype=float)
     if mode == "explicit":
         if explicit is None or len(explicit) != len(sizes):
-            raise ValueError("explicit sampling needs one weight per dataset")
+            raise ConfigError("explicit sampling needs one weight per dataset")
         w = np.asarray(explicit, dtype=float)
     elif mode == "temperature":
         w = base ** (1.0 / temperature)
     elif mode == "size":
         w = base
     else:
-        raise ValueError(f"unknown sampling mode {mode!r}; expected size, explicit or temperature")
+        raise ConfigError(f"unknown sampling mode {mode!r}; expected size, explicit or temperature")
     return w / w.sum()
 
 

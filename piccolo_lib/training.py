@@ -23,6 +23,7 @@ from pathlib import Path
 from .checkpoints import (EXIT_SIGTERM, AtomicCheckpoints, TrainingInterrupted, last_checkpoint,
                           remove_incomplete, sigterm_callback, stop_on_sigterm)
 from .config import REPO_ROOT, TrainConfig, _resolve, load_config  # noqa: F401 (re-exported: the old home)
+from .errors import ConfigError, MissingPackage
 from .data import as_retrieval, load_train_sets, summary
 from .reporting import model_card_section
 
@@ -37,7 +38,7 @@ def _loggers(report_to: str, out: Path) -> tuple[str, list]:
 
     needs = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}.get(report_to)
     if needs and importlib.util.find_spec(needs) is None:
-        raise ValueError(f"report_to={report_to!r} needs the {needs!r} package: pip install {needs}")
+        raise MissingPackage(f"report_to={report_to!r} needs the {needs!r} package: pip install {needs}")
     if report_to != "tensorboard":
         return report_to, []
     from transformers.integrations import TensorBoardCallback
@@ -137,7 +138,7 @@ def train(cfg: TrainConfig) -> Path:
     for knob in ("dataset_prompts", "dataset_neg_num"):
         unknown = sorted(set(getattr(cfg, knob)) - {s.name for s in sets})
         if unknown:
-            raise ValueError(f"{knob} names unknown dataset(s) {unknown}; datasets: {[s.name for s in sets]}")
+            raise ConfigError(f"{knob} names unknown dataset(s) {unknown}; datasets: {[s.name for s in sets]}")
     hard_negatives = {s.name: cfg.dataset_neg_num.get(s.name, cfg.neg_num) if s.task_type == "retri_contrast" else
                       cfg.dataset_neg_num.get(s.name, cfg.cls_neg_num) if s.task_type == "cls_contrast" else 0
                       for s in sets}
@@ -167,7 +168,7 @@ def train(cfg: TrainConfig) -> Path:
         load_projection(model, cfg.projection_init)
     if cfg.lora_r:  # checkpoints would hold unmerged adapter layers, which a plain load cannot read back
         if cfg.resume or cfg.save_steps:
-            raise ValueError("lora_r > 0 saves only the final (merged) model: set save_steps=0 and resume=false")
+            raise ConfigError("lora_r > 0 saves only the final (merged) model: set save_steps=0 and resume=false")
         add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     dims = default_mrl_dims(embedding_dim(model)) if cfg.mrl_dims is None else list(cfg.mrl_dims)
     out = Path(cfg.output_dir)

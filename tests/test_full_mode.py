@@ -290,3 +290,48 @@ def test_deepspeed_path_is_resolved_against_the_config_folder_then_the_repo_root
     assert load_config(tmp_path / "exp" / "repo.yaml").deepspeed == str(REPO_ROOT / "configs" / "ds_zero1.json")
     with pytest.raises(FileNotFoundError, match=r"missing.yaml: deepspeed 'nope.json': no such file"):
         load_config(tmp_path / "exp" / "missing.yaml")
+
+
+# ---------------------------------------------------------------- item 10: one line for a user's mistake
+
+@pytest.mark.parametrize("extra, message", [
+    (["lr=fast"], "piccolo train: {cfg}: key 'lr': expected a number, got 'fast'"),
+    (["pooling=meen"], "piccolo train: {cfg}: key 'pooling': 'meen' is not one of auto, mean, cls, lasttoken; "
+                       "did you mean 'mean'?"),
+    (["batchsize=8"], "piccolo train: {cfg}: unknown key 'batchsize'; did you mean 'batch_size'?"),
+    (["data=[{tmp}/missing/meta_list.txt]"], "piccolo train: {tmp}/missing/meta_list.txt: no such meta list"),
+])
+def test_piccolo_train_answers_a_mistake_with_one_line(tmp_path, capsys, extra, message):
+    from piccolo_lib import cli
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"output_dir: {tmp_path / 'out'}\nmode: quick\n")
+    argv = ["train", str(cfg), *[x.format(tmp=tmp_path) for x in extra]]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err
+    first = err.splitlines()[0]
+    assert first.startswith(message.format(cfg=cfg, tmp=tmp_path)), err
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    with pytest.raises(ValueError):  # --debug: the exception itself, with its traceback
+        cli.main([*argv, "--debug"])
+
+
+def test_a_real_bug_keeps_its_traceback(tmp_path, monkeypatch):
+    from piccolo_lib import cli, training
+
+    def bug(cfg):
+        raise ValueError("a bug deep inside, not the user's mistake")
+
+    monkeypatch.setattr(training, "train", bug)
+    with pytest.raises(ValueError, match="a bug deep inside"):
+        cli.main(["train", "configs/quickstart.yaml", f"output_dir={tmp_path}"])
+
+
+def test_other_commands_answer_with_one_line_too(tmp_path, capsys):
+    from piccolo_lib import cli
+
+    assert cli.main(["data", "mine", "/no/such/model", str(tmp_path / "in.jsonl"), str(tmp_path / "o.jsonl"),
+                     "--mode", "quick"]) == 1
+    assert capsys.readouterr().err == "piccolo data mine: backbone '/no/such/model': no such folder\n"
+    assert cli.main(["train", str(tmp_path / "nope.yaml")]) == 1
+    assert capsys.readouterr().err == f"piccolo train: {tmp_path / 'nope.yaml'}: no such config file\n"
