@@ -189,9 +189,16 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
     try:
         paths = course.select(args.only)
-        if args.strip:
+        if args.strip:  # preparing the notebooks for publishing: no outputs, and the repository's own slug
             for p in paths:
                 print(f"{p.name}: {'stripped' if course.strip(p) else 'clean'}")
+            slug = course.git_remote_slug()
+            if slug:
+                for p in course.fill_slug(slug):
+                    print(f"{p.name}: Colab repository set to {slug}")
+            elif course.REPO_SLUG.startswith(course.PLACEHOLDER_OWNER + "/"):
+                print(f"Colab: the repository is still {course.REPO_SLUG} (no GitHub remote 'origin' here); "
+                      "add one (git remote add origin ...) and run piccolo course --strip again", file=sys.stderr)
             return 0
         mode = runtime.setup(args.mode)  # the kernels inherit quick mode's offline switches
         results = course.run_course(mode, args.only, args.output, timeout=args.timeout or course.CELL_TIMEOUT_S)

