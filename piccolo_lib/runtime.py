@@ -47,6 +47,17 @@ def resolve_mode(mode: str = "auto") -> str:
     return mode
 
 
+def resolve_device(device: str = "auto", mode: str = "quick") -> str:
+    """The device a notebook or run uses: ``cuda`` when a GPU is there and either full mode or the
+    device asks for it (``cuda``, ``auto``); else ``cpu``. A parameters cell's ``device = "cpu"`` is
+    quick mode's choice: full mode on a GPU machine uses the GPU (notebooks 05 and 08 follow the same rule)."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device {device!r}: expected auto, cpu or cuda")
+    import torch
+
+    return "cuda" if torch.cuda.is_available() and (device != "cpu" or mode == "full") else "cpu"
+
+
 def set_offline(offline: bool = True) -> None:
     """Set (or clear) the HF offline switches for this process and its children."""
     for var in OFFLINE_VARS:
