@@ -23,8 +23,8 @@ from pathlib import Path
 from .checkpoints import (EXIT_SIGTERM, AtomicCheckpoints, TrainingInterrupted, last_checkpoint,
                           remove_incomplete, sigterm_callback, stop_on_sigterm)
 from .config import REPO_ROOT, TrainConfig, _resolve, load_config  # noqa: F401 (re-exported: the old home)
-from .errors import ConfigError, MissingPackage
 from .data import as_retrieval, load_train_sets, summary
+from .errors import ConfigError
 from .reporting import model_card_section
 
 
@@ -38,7 +38,7 @@ def _loggers(report_to: str, out: Path) -> tuple[str, list]:
 
     needs = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}.get(report_to)
     if needs and importlib.util.find_spec(needs) is None:
-        raise MissingPackage(f"report_to={report_to!r} needs the {needs!r} package: pip install {needs}")
+        raise ConfigError(f"report_to={report_to!r} needs the {needs!r} package: pip install {needs}")
     if report_to != "tensorboard":
         return report_to, []
     from transformers.integrations import TensorBoardCallback
