@@ -473,3 +473,15 @@ def test_publishing_fills_the_slug_in_one_pass(tmp_path):
     assert course.colab_block("someone/piccolo2-course") in "".join(_notebook_cells(tmp_path / "notebooks/03_projection_head.ipynb")[1])
     assert len([a for a, b in zip(after.splitlines(), before.splitlines()) if a != b]) == 1, "only the slug line"
     assert course.fill_slug("someone/piccolo2-course", tmp_path) == []
+
+
+def test_piccolo_course_strip_fills_the_slug_from_the_remote(monkeypatch, capsys):
+    from piccolo_lib import cli, course
+
+    filled = []
+    monkeypatch.setattr(course, "strip", lambda path: False)
+    monkeypatch.setattr(course, "git_remote_slug", lambda root=None: "someone/piccolo2-course")
+    monkeypatch.setattr(course, "fill_slug", lambda slug, root=None: filled.append(slug) or [Path("README.md")])
+    assert cli.main(["course", "--strip"]) == 0
+    assert filled == ["someone/piccolo2-course"]
+    assert "README.md: Colab repository set to someone/piccolo2-course" in capsys.readouterr().out
