@@ -26,7 +26,10 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="piccolo", description="Piccolo2 course tools")
+    p = argparse.ArgumentParser(prog="piccolo", description="Piccolo2 course tools",
+                                epilog="A mistake in a config, data or a name is one line on stderr and exit status 1; "
+                                       "--debug (anywhere on the line) shows the Python traceback instead.")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     q = sub.add_parser("quickstart", help="train + evaluate the recipe on data_samples (the main job)")
@@ -178,7 +181,9 @@ def _cmd_evaluation(args: argparse.Namespace) -> int:
         dims = [int(x) for x in args.dims.split(",") if x.strip()]
         evaluate_benchmark(model, args.benchmark, args.output, name=name, tasks=names, dims=dims,
                            data_dir=args.data_dir, zero_shot=args.zero_shot, batch_size=args.batch_size)
-    except (ConnectionError, FileNotFoundError, ValueError, DataError) as err:
+    except (ConnectionError, FileNotFoundError, ValueError, DataError) as err:  # mteb's own checks among them
+        if args.debug:
+            raise
         print(f"piccolo {args.cmd}: {err}", file=sys.stderr)
         return 1
     cached = name if "/" in name else f"local/{name}"  # how evaluation files the model
@@ -192,22 +197,51 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
     try:
         paths = course.select(args.only)
-        if args.strip:
+        if args.strip:  # preparing the notebooks for publishing: no outputs, and the repository's own slug
             for p in paths:
                 print(f"{p.name}: {'stripped' if course.strip(p) else 'clean'}")
+            slug = course.git_remote_slug()
+            if slug:
+                for p in course.fill_slug(slug):
+                    print(f"{p.name}: Colab repository set to {slug}")
+            elif course.REPO_SLUG.startswith(course.PLACEHOLDER_OWNER + "/"):
+                print(f"Colab: the repository is still {course.REPO_SLUG} (no GitHub remote 'origin' here); "
+                      "add one (git remote add origin ...) and run piccolo course --strip again", file=sys.stderr)
             return 0
         mode = runtime.setup(args.mode)  # the kernels inherit quick mode's offline switches
         results = course.run_course(mode, args.only, args.output, timeout=args.timeout or course.CELL_TIMEOUT_S)
     except course.CourseError as e:
-        print(e, file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"piccolo course: {e}", file=sys.stderr)
         return 2
     return 0 if all(r["ok"] for r in results) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``piccolo`` command; a user's mistake (:class:`~piccolo_lib.errors.UserError`) is one line
+    ``piccolo <command>: <message>`` on stderr and exit status 1; ``--debug`` (anywhere) shows the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("PICCOLO_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]
     parser = _parser()
     # key=value overrides may come after options (`--mode quick epochs=1`), which argparse leaves over
     args, extra = parser.parse_known_args(argv)
+    args.debug = debug
+    from .errors import UserError
+
+    command = " ".join(x for x in (args.cmd, getattr(args, "data_cmd", None), getattr(args, "cmteb_cmd", None),
+                                   getattr(args, "backbone_cmd", None)) if x)
+    try:
+        return _run(parser, args, extra)
+    except UserError as err:
+        if debug:
+            raise
+        print(f"piccolo {command}: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> int:
     stray = [x for x in extra if x.startswith("-") or "=" not in x or not hasattr(args, "overrides")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
@@ -250,13 +284,9 @@ def main(argv: list[str] | None = None) -> int:
                         relative_margin=args.relative_margin, seed=args.seed))
         return 0
     if args.cmd == "data":
-        from .data import DataError, load_train_sets, summary
+        from .data import load_train_sets, summary
 
-        try:
-            sets = load_train_sets(args.paths, root=args.root, neg_num=args.neg_num, batch_size=args.batch_size)
-        except DataError as e:
-            print(e, file=sys.stderr)
-            return 1
+        sets = load_train_sets(args.paths, root=args.root, neg_num=args.neg_num, batch_size=args.batch_size)
         print(summary(sets))
         return 0
     if args.cmd == "backbone":

