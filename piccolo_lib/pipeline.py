@@ -83,8 +83,8 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     before["model"] = start_name
     del start
     t1 = time.perf_counter()
-    say(f"[quickstart] training {cfg.backbone} ({cfg.max_steps if cfg.max_steps > 0 else f'{cfg.epochs} epochs'} "
-        "steps) ...", flush=True)
+    length = f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs} epochs"
+    say(f"[quickstart] training {cfg.backbone} for {length} ...", flush=True)
     final = train(cfg)
     t2 = time.perf_counter()
     model = SentenceTransformer(str(final), device=device)
