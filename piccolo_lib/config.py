@@ -165,7 +165,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     return TrainConfig(**raw)
 
 
-def _resolve(path: str) -> str:
+def resolve_path(path: str) -> str:
     """Relative data paths are tried against the working directory, then the repo root."""
     p = Path(path)
     return str(p if p.is_absolute() or p.exists() else REPO_ROOT / p)

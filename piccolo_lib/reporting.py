@@ -24,6 +24,7 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
+from .model_card import model_card_section  # noqa: F401  (re-exported: its old home)
 from .scores import CATEGORIES, aggregate, format_table  # noqa: F401  (re-exported: reporting.CATEGORIES, ...)
 
 SPLIT_PREFERENCE = ("test", "dev", "validation")
@@ -272,24 +273,3 @@ def dims_table(reports: list[Report]) -> list[str]:
                          + f" | {_cell(a)} | {drop} |")
     return lines
 
-
-def model_card_section(training_info: dict, summaries: list[dict] | None = None) -> str:
-    """Markdown for the saved model's README: data mix, losses, MRL dims and (optionally) scores.
-
-    Args:
-        training_info: the ``piccolo_training.json`` content written by :func:`piccolo_lib.training.train`.
-        summaries: evaluation summaries (``piccolo_lib.evaluation.evaluate_model``) to list.
-    """
-    cfg = training_info["config"]
-    lines = ["## Piccolo2 training (piccolo_lib)", "",
-             f"Backbone `{cfg['backbone']}`, pooling `{cfg['pooling']}`, MRL dims {training_info['mrl_dims']}, "
-             f"batch {cfg['batch_size']} per device, lr {cfg['lr']}, seed {cfg['seed']}.", "",
-             "| dataset | type | rows | repeat | temperature | weight |", "|---|---|---|---|---|---|"]
-    for d in training_info["data"]:
-        hp = training_info.get("losses", {}).get(d["type"], {})
-        lines.append(f"| {d['name']} | {d['type']} | {d['rows']} | {d['repeat']} | "
-                     f"{hp.get('temperature', '')} | {hp.get('weight', '')} |")
-    if summaries:
-        lines += ["", "Scores (%, main metric per task, mteb " + summaries[0].get("mteb_version", "?") + "):", "",
-                  format_table(summaries)]
-    return "\n".join(lines) + "\n"

@@ -22,10 +22,10 @@ from pathlib import Path
 
 from .checkpoints import (EXIT_SIGTERM, AtomicCheckpoints, TrainingInterrupted, last_checkpoint,
                           remove_incomplete, sigterm_callback, stop_on_sigterm)
-from .config import REPO_ROOT, TrainConfig, _resolve, load_config  # noqa: F401 (re-exported: the old home)
+from .config import REPO_ROOT, TrainConfig, load_config, resolve_path  # noqa: F401 (re-exported: the old home)
 from .data import as_retrieval, load_train_sets, summary
 from .errors import ConfigError
-from .reporting import model_card_section
+from .model_card import model_card_section
 
 
 def _loggers(report_to: str, out: Path) -> tuple[str, list]:
@@ -132,7 +132,7 @@ def train(cfg: TrainConfig) -> Path:
                         freeze_for_speed, freeze_position_embeddings, load_projection, merge_lora)
     from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
 
-    sets = load_train_sets([_resolve(p) for p in cfg.data], root=cfg.data_root and _resolve(cfg.data_root),
+    sets = load_train_sets([resolve_path(p) for p in cfg.data], root=cfg.data_root and resolve_path(cfg.data_root),
                            neg_num={"retri_contrast": cfg.neg_num, "cls_contrast": cfg.cls_neg_num,
                                     **cfg.dataset_neg_num}, batch_size=cfg.batch_size)
     for knob in ("dataset_prompts", "dataset_neg_num"):
