@@ -84,6 +84,15 @@ class TrainConfig:
     deepspeed: str | None = None
     device: str = "auto"  # auto | cpu | cuda
     mode: str = "auto"  # quick | full | auto
+    # -- issue 16: beyond the anchors --
+    gradient_cache: bool = False  # GradCache: whole-batch loss, activations of gradient_cache_minibatch rows at a time
+    gradient_cache_minibatch: int = 32  # rows per chunk when gradient_cache is on (memory ~ this, not batch_size)
+    refresh_negatives_every: int = 0  # > 0: every N steps re-score retrieval negatives, replace too-easy ones (Conan)
+    refresh_range_min: int | None = None  # rank window of replacements; None: the report's 50-100 scaled to the corpus
+    refresh_range_max: int | None = None
+    refresh_threshold: float = 0.05  # a negative is too easy when cos(q, neg) < cos(q, pos) - this (5 tau at 0.01)
+    false_negative_masking: str = "text"  # text (same text as the positive) | margin (also near/above it) | off
+    false_negative_margin: float = 0.0  # margin mode: drop candidates with cos > cos(q, pos) - margin (Qwen3: -0.1)
 
 
 def _coerce(name: str, raw: str):
@@ -171,8 +180,11 @@ def _mean_over_ranks(total: float, count: int, device) -> float:
     return total / count if count else float("nan")
 
 
-def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
-    """A TrainerCallback writing one JSON line per optimizer step (rank 0 only)."""
+def make_callback(tracker: list, metrics_path: Path, rows_per_step: int, extras: dict | None = None):
+    """A TrainerCallback writing one JSON line per optimizer step (rank 0 only).
+
+    ``extras``: filled by other callbacks during the step (e.g. ``negatives_refreshed``), merged into the line.
+    """
     from transformers import TrainerCallback
 
     class MetricsLogger(TrainerCallback):
@@ -182,6 +194,9 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
         def on_step_end(self, args, state, control, **kwargs):
             entries, tracker[:] = list(tracker), []
             loss = _mean_over_ranks(sum(e[2] for e in entries), len(entries), args.device)  # every rank calls it
+            extra = dict(extras or {})
+            if extras:
+                extras.clear()
             if not state.is_world_process_zero or not entries:
                 return
             sched = kwargs.get("lr_scheduler")
@@ -192,6 +207,7 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
                 "loss": loss,
                 "lr": sched.get_last_lr()[0] if sched is not None else None,
                 "samples_per_second": round(rows_per_step / dt, 2) if dt > 0 else None,
+                **extra,
             }
             if args.device.type == "cuda":  # peak memory of this process since the run started
                 import torch
@@ -201,6 +217,31 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
                 f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     return MetricsLogger()
+
+
+def _refresh_callback(cfg: TrainConfig, model, sets, hard_negatives: dict, collator, events: dict):
+    """The negative-refresh callback (piccolo_lib.refresh) when ``refresh_negatives_every`` > 0, else None."""
+    if cfg.refresh_negatives_every <= 0:
+        return None
+    from .refresh import make_refresh_callback
+
+    datasets = {s.name: s.dataset.to_list() for s in sets
+                if s.task_type == "retri_contrast" and hard_negatives[s.name] > 0}
+    return make_refresh_callback(model, datasets, collator, every=cfg.refresh_negatives_every,
+                                 threshold=cfg.refresh_threshold, range_min=cfg.refresh_range_min,
+                                 range_max=cfg.refresh_range_max, seed=cfg.seed, events=events)
+
+
+def _check_knobs(cfg: TrainConfig) -> None:
+    """Issue-16 knobs with a wrong value are a clear error before anything is built."""
+    from .losses import FALSE_NEGATIVE_MODES
+
+    if cfg.false_negative_masking not in FALSE_NEGATIVE_MODES:
+        raise ValueError(f"false_negative_masking must be one of {FALSE_NEGATIVE_MODES}, got {cfg.false_negative_masking!r}")
+    if cfg.gradient_cache and cfg.gradient_cache_minibatch < 1:
+        raise ValueError(f"gradient_cache_minibatch must be >= 1 with gradient_cache, got {cfg.gradient_cache_minibatch}")
+    if cfg.refresh_negatives_every and (cfg.refresh_range_min is None) != (cfg.refresh_range_max is None):
+        raise ValueError("set both refresh_range_min and refresh_range_max, or neither (the default window)")
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -218,6 +259,7 @@ def train(cfg: TrainConfig) -> Path:
                         freeze_position_embeddings, load_projection, merge_lora)
     from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
 
+    _check_knobs(cfg)
     sets = load_train_sets([_resolve(p) for p in cfg.data], root=cfg.data_root and _resolve(cfg.data_root),
                            neg_num={"retri_contrast": cfg.neg_num, "cls_contrast": cfg.cls_neg_num},
                            batch_size=cfg.batch_size)
@@ -265,7 +307,10 @@ def train(cfg: TrainConfig) -> Path:
         hp = cfg.losses.get(s.task_type, {})
         losses[s.name] = PiccoloLoss(model, s.task_type, mrl_dims=dims, dataset_name=s.name, tracker=tracker,
                                      temperature=hp.get("temperature"), weight=hp.get("weight"),
-                                     cross_device=cfg.cross_device_negatives)
+                                     cross_device=cfg.cross_device_negatives,
+                                     false_negatives=cfg.false_negative_masking,
+                                     false_negative_margin=cfg.false_negative_margin,
+                                     gradient_cache_minibatch=cfg.gradient_cache_minibatch if cfg.gradient_cache else 0)
         train_sets[s.name] = s.dataset.add_column("_row", list(range(len(s.dataset))))
     state = EpochState()
     collator = PiccoloCollator(model.preprocess, specs, seed=cfg.seed, query_max_len=cfg.query_max_len,
@@ -288,13 +333,16 @@ def train(cfg: TrainConfig) -> Path:
         multi_dataset_batch_sampler=sampler, remove_unused_columns=False, deepspeed=cfg.deepspeed,
         dataloader_num_workers=0,  # the collator reads the epoch from the sampler's shared state
     )
-    callback = make_callback(tracker, metrics_path, cfg.batch_size * world_size * cfg.grad_accum)
+    events: dict = {}
+    callback = make_callback(tracker, metrics_path, cfg.batch_size * world_size * cfg.grad_accum, events)
+    extra_callbacks = [_refresh_callback(cfg, model, sets, hard_negatives, collator, events)]
     # checkpoints are written to tmp-checkpoint-N and renamed into place (piccolo_lib.checkpoints)
     trainer_cls = type("PiccoloTrainer", (AtomicCheckpoints, SentenceTransformerTrainer), {})
     with stop_on_sigterm() as received_sigterm:
         on_sigterm = sigterm_callback(received_sigterm)
         trainer = trainer_cls(model=model, args=args, train_dataset=DatasetDict(train_sets), loss=losses,
-                              data_collator=collator, callbacks=[callback, on_sigterm, *loggers])
+                              data_collator=collator,
+                              callbacks=[*filter(None, extra_callbacks), callback, on_sigterm, *loggers])
         if rank0:
             remove_incomplete(out / "checkpoints")  # a run killed while saving: never resumed from
         last = last_checkpoint(out / "checkpoints") if cfg.resume else None
