@@ -80,7 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_merge_parser(sub: argparse._SubParsersAction) -> None:
-    """``piccolo merge A B [C ...] OUT`` (piccolo_lib.merging, notebooks/07_full_recipe.ipynb)."""
+    """``piccolo merge A B [C ...] OUT`` (piccolo_lib.merging, notebooks/07_ablation.ipynb)."""
     mg = sub.add_parser("merge", help="merge sentence-transformers models of one architecture (average or slerp)")
     mg.add_argument("paths", nargs="+", metavar="MODEL ... OUT", help="two or more model folders, then the output folder")
     mg.add_argument("--weights", default=None, help="comma-separated, one per model, e.g. 0.3,0.7 (default equal; normalised)")
