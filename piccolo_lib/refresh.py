@@ -15,8 +15,9 @@ re-scores the candidates every ~100 steps and replaces such negatives. Here, eve
    text, not already a negative of the row, and not itself too easy (seeded choice per row and
    refresh). A row without such a candidate keeps its negative.
 
-The collator then samples from the refreshed lists (:attr:`piccolo_lib.sampling.PiccoloCollator.negative_overrides`).
-Under DDP rank 0 computes the refresh and broadcasts it, so every rank sees the same data.
+The collator then samples from the refreshed lists (from step N + 2 for a refresh at the end of step N:
+the data loader may already hold the next batch). Under DDP rank 0 computes the refresh and broadcasts it,
+so every rank sees the same data, at the same step, whatever the number of processes.
 
 Introduced in notebooks/01_data_formats.ipynb.
 """
@@ -127,38 +128,73 @@ def _broadcast(obj):
     return box[0]
 
 
+class DatedOverrides:
+    """Refreshed negative lists, each version used from a given optimizer step on.
+
+    The data loader may have built the next step's first batch before a refresh at the end of step N
+    (it looks one batch ahead), so a refresh takes effect at step N + 2 whatever the process layout:
+    the collator asks for the lists of the step its current batch belongs to (``batches_built``).
+    """
+
+    def __init__(self, collator, batches_per_step: int) -> None:
+        self.collator, self.per_step = collator, batches_per_step
+        self.versions: list[tuple[int, dict]] = []  # (first step, {(dataset, row): negatives})
+
+    def add(self, first_step: int, table: dict) -> None:
+        self.versions.append((first_step, {**self.latest(), **table}))
+        self.versions = self.versions[-2:]  # at most one version waits while one is in use
+
+    def latest(self) -> dict:
+        return self.versions[-1][1] if self.versions else {}
+
+    def get(self, key, default):
+        step = (self.collator.batches_built - 1) // self.per_step + 1  # the step of the batch being built
+        for first, table in reversed(self.versions):
+            if first <= step:
+                return table.get(key, default)
+        return default
+
+
 def make_refresh_callback(model, datasets: dict[str, list[dict]], collator, *, every: int, threshold: float,
-                          range_min: int | None, range_max: int | None, seed: int, events: dict):
+                          range_min: int | None, range_max: int | None, seed: int, events: dict,
+                          batches_per_step: int = 1):
     """A TrainerCallback refreshing each retrieval dataset's negatives every ``every`` steps.
 
     Args:
         model: the (unwrapped) SentenceTransformer being trained.
         datasets: {dataset name: its rows} for the retrieval datasets with hard negatives.
-        collator: the :class:`~piccolo_lib.sampling.PiccoloCollator`; refreshed lists go to its
-            ``negative_overrides`` keyed by (dataset, row index).
+        collator: the :class:`~piccolo_lib.sampling.PiccoloCollator`; its ``negative_overrides`` becomes a
+            :class:`DatedOverrides`: lists refreshed at the end of step N are used from step N + 2.
         every, threshold, range_min, range_max, seed: see :func:`refresh_negatives`.
-        events: the step's extra metrics; ``{"negatives_refreshed": {dataset: changed}}`` is put there.
+        events: the step's extra metrics; ``{"negatives_refreshed": {dataset: counts}}`` is put there.
+        batches_per_step: batches one process collates per optimizer step (``grad_accum``).
     """
     from transformers import TrainerCallback
 
+    overrides = DatedOverrides(collator, batches_per_step)
+    collator.negative_overrides = overrides
+
     class RefreshNegatives(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):  # a resumed run: batches of earlier steps
+            collator.batches_built = state.global_step * batches_per_step
+
         def on_step_end(self, args, state, control, **kwargs):
-            if state.global_step % every or state.global_step >= state.max_steps:
-                return
+            if state.global_step % every or state.global_step + 2 > state.max_steps:
+                return  # (a refresh nobody would train on)
             result = None
             if state.is_world_process_zero:
-                result = {}
-                for name, rows in datasets.items():
-                    spec = collator.specs[name]
-                    current = [collator.negative_overrides.get((name, i), r["text_neg"]) for i, r in enumerate(rows)]
-                    new, stats = refresh_negatives(model, rows, current, threshold=threshold, range_min=range_min,
-                                                   range_max=range_max, seed=seed * 1_000_003 + state.global_step,
-                                                   query_prompt=spec.query_prompt, passage_prompt=spec.passage_prompt)
-                    result[name] = (new, stats)
+                result = {name: self._refresh(name, rows, state.global_step) for name, rows in datasets.items()}
             result = _broadcast(result)
-            for name, (new, stats) in result.items():
-                collator.negative_overrides.update({(name, i): negs for i, negs in enumerate(new)})
-                events.setdefault("negatives_refreshed", {})[name] = {"changed": stats.changed, "easy": stats.easy,
-                                                                      "rows": stats.rows}
+            table = {(name, i): negs for name, (new, _) in result.items() for i, negs in enumerate(new)}
+            overrides.add(state.global_step + 2, table)
+            events["negatives_refreshed"] = {name: {"changed": st.changed, "easy": st.easy, "rows": st.rows}
+                                             for name, (_, st) in result.items()}
+
+        def _refresh(self, name: str, rows: list[dict], step: int):
+            spec, latest = collator.specs[name], overrides.latest()
+            current = [latest.get((name, i), r["text_neg"]) for i, r in enumerate(rows)]
+            return refresh_negatives(model, rows, current, threshold=threshold, range_min=range_min,
+                                     range_max=range_max, seed=seed * 1_000_003 + step,
+                                     query_prompt=spec.query_prompt, passage_prompt=spec.passage_prompt)
 
     return RefreshNegatives()

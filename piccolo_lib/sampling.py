@@ -141,6 +141,7 @@ class PiccoloCollator:
     _warned: set = field(default_factory=set)
     # (dataset, row index) -> negatives replacing the row's text_neg (piccolo_lib.refresh, during training)
     negative_overrides: dict = field(default_factory=dict)
+    batches_built: int = 0  # batches collated by this process (refresh dates its lists by it)
 
     def _tok(self, texts: list[str], max_len: int, prompt: str = "") -> dict[str, torch.Tensor]:
         return self.preprocess_fn([prompt + t for t in texts], max_length=max_len)
@@ -162,6 +163,7 @@ class PiccoloCollator:
         return out
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor | str]:
+        self.batches_built += 1
         name = rows[0]["dataset_name"]
         spec = self.specs[name]
         for row in rows:

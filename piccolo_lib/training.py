@@ -229,7 +229,8 @@ def _refresh_callback(cfg: TrainConfig, model, sets, hard_negatives: dict, colla
                 if s.task_type == "retri_contrast" and hard_negatives[s.name] > 0}
     return make_refresh_callback(model, datasets, collator, every=cfg.refresh_negatives_every,
                                  threshold=cfg.refresh_threshold, range_min=cfg.refresh_range_min,
-                                 range_max=cfg.refresh_range_max, seed=cfg.seed, events=events)
+                                 range_max=cfg.refresh_range_max, seed=cfg.seed, events=events,
+                                 batches_per_step=cfg.grad_accum)
 
 
 def _check_knobs(cfg: TrainConfig) -> None:

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from piccolo_lib.refresh import default_window, refresh_negatives
+from piccolo_lib.refresh import DatedOverrides, default_window, refresh_negatives
 from piccolo_lib.sampling import PiccoloCollator, TaskSpec
 from piccolo_lib.training import load_config, train
 
@@ -78,20 +78,38 @@ def test_collator_samples_from_the_refreshed_list():
     assert batch["negative_input_ids"].tolist() == [[len("fresh negative")]]
 
 
+def test_a_refresh_is_used_from_the_step_after_next():
+    """Refreshed at the end of step N: step N + 1's batches (maybe prefetched) keep the old lists, N + 2 on use the new."""
+    def prep(texts, max_length=None):
+        return {"input_ids": torch.tensor([[len(t)] for t in texts])}
+
+    collator = PiccoloCollator(prep, {"d": TaskSpec("retri_contrast", 1)}, seed=0)
+    overrides = DatedOverrides(collator, batches_per_step=2)  # grad_accum 2: two batches per step
+    collator.negative_overrides = overrides
+    row = {"dataset_name": "d", "_row": 0, "text": "q", "text_pos": "p", "text_neg": ["old"]}
+    seen = []
+    for step in range(1, 6):
+        if step == 3:
+            overrides.add(3 + 1, {("d", 0): ["refreshed"]})  # refresh at the end of step 2 -> used from step 4
+        for _ in range(2):
+            seen.append((step, collator([dict(row)])["negative_input_ids"].item()))
+    assert seen == [(s, len("old")) for s in (1, 1, 2, 2, 3, 3)] + [(s, len("refreshed")) for s in (4, 4, 5, 5)]
+
+
 def test_training_with_refresh_logs_changes_per_refresh(tmp_path):
     rows = [{"text": f"问题{i}", "text_pos": f"答案{i}是这样的", "text_neg": [f"无关{i}", f"其他{i}"],
              "type": "retri_contrast"} for i in range(32)]
     path = tmp_path / "retri.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     cfg = load_config(None, {
-        "data": [str(path)], "batch_size": 8, "neg_num": 1, "max_steps": 5, "lr": 5e-4, "max_seq_length": 16,
+        "data": [str(path)], "batch_size": 8, "neg_num": 1, "max_steps": 6, "lr": 5e-4, "max_seq_length": 16,
         "query_max_len": 16, "passage_max_len": 16, "output_dir": str(tmp_path / "out"), "device": "cpu",
         "refresh_negatives_every": 2, "refresh_threshold": 0.0,  # plumbing only: the choice itself is tested above
         "refresh_range_min": 2, "refresh_range_max": 20, "seed": 1})
     train(cfg)
     lines = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
     refreshed = {x["step"]: x["negatives_refreshed"]["retri"] for x in lines if "negatives_refreshed" in x}
-    assert sorted(refreshed) == [2, 4]  # not after the last step
+    assert sorted(refreshed) == [2, 4]  # used from steps 4 and 6; none at step 6 (nothing would use it)
     for r in refreshed.values():
         assert r["rows"] == 32 and 0 <= r["changed"] <= r["easy"] <= 64
     assert all("loss" in x for x in lines)
