@@ -184,6 +184,8 @@ def render(data: dict) -> str:
         for b, t in times.items():
             lines.append(f"| {b} | {s3(t['uncached'], fmt='.2f')} | {s3(t['cached'], fmt='.2f')} | "
                          f"{s3(t['ratio'], fmt='.2f')} |")
+    if data.get("note"):
+        lines.append("\n" + data["note"])
     return "\n".join(lines) + "\n"
 
 

@@ -53,4 +53,6 @@ def render(data: dict) -> str:
              "| model | " + " | ".join(cats) + " | average |", "|---|" + "---|" * (len(cats) + 1)]
     for name, r in data["rows"].items():
         lines.append(f"| {name} | " + " | ".join(f"{r['categories'][c]:.2f}" for c in cats) + f" | {r['average']:.2f} |")
+    if data.get("note"):
+        lines.append("\n" + data["note"])
     return "\n".join(lines) + "\n"
