@@ -43,6 +43,8 @@ def retrieval_infonce(
     positive_ids: Tensor | None = None,
     negative_ids: Tensor | None = None,
     target_offset: int = 0,
+    false_negatives: str = "text",
+    margin: float = 0.0,
 ) -> Tensor:
     """InfoNCE with in-batch and hard negatives (report section 2.2, retrieval and reranking).
 
@@ -59,6 +61,10 @@ def retrieval_infonce(
             (e.g. hashes of normalised text). A candidate whose id equals query i's positive id is
             a false negative (the same passage twice in the batch) and is masked out for query i.
         target_offset: index of this rank's first positive in ``positive``.
+        false_negatives: how false negatives are removed (see :func:`false_negative_mask`):
+            ``text`` (default) masks candidates with the positive's text id; ``margin`` also masks
+            candidates scoring above cos(q_i, p_i) - ``margin``; ``off`` masks nothing.
+        margin: the margin of the ``margin`` mode, in cosine units.
 
     Returns:
         Scalar: mean cross-entropy over the B queries.
@@ -70,14 +76,64 @@ def retrieval_infonce(
         candidates = torch.cat([candidates, _unit(negatives).reshape(-1, negatives.shape[-1])])  # (P + B'K, D)
         if cand_ids is not None and negative_ids is not None:
             cand_ids = torch.cat([cand_ids, negative_ids.reshape(-1)])
-    logits = q @ candidates.T / temperature  # (B, P + B'K)
+    sims = q @ candidates.T  # (B, P + B'K) cosines
     targets = torch.arange(q.shape[0], device=q.device) + target_offset  # (B,)
-    if positive_ids is not None and cand_ids is not None and cand_ids.numel() == candidates.shape[0]:
-        own = positive_ids[targets]  # (B,)
-        false_neg = cand_ids[None, :] == own[:, None]  # (B, C)
-        false_neg[torch.arange(q.shape[0]), targets] = False  # keep the real positive
-        logits = logits.masked_fill(false_neg, float("-inf"))
+    if cand_ids is not None and cand_ids.numel() != candidates.shape[0]:
+        cand_ids = None  # ids of the positives only, negatives without: no text masking
+    mask = false_negative_mask(sims, targets, positive_ids, cand_ids, mode=false_negatives, margin=margin)
+    logits = sims / temperature
+    if mask is not None:
+        logits = logits.masked_fill(mask, float("-inf"))
     return F.cross_entropy(logits, targets)
+
+
+FALSE_NEGATIVE_MODES = ("text", "margin", "off")
+
+
+def false_negative_mask(sims: Tensor, targets: Tensor, positive_ids: Tensor | None, candidate_ids: Tensor | None,
+                        *, mode: str = "text", margin: float = 0.0) -> Tensor | None:
+    """Which candidates to drop from each query's softmax as likely false negatives.
+
+    ========  =============================================================================
+    mode      candidate j is dropped for query i when
+    ========  =============================================================================
+    text      ids[j] == ids[target_i] (the same passage text as the positive, found twice)
+    margin    the ``text`` rule, or sims[i, j] > sims[i, target_i] - margin
+    off       never
+    ========  =============================================================================
+
+    The ``margin`` rule is the false-negative filter of recent recipes (Qwen3-Embedding drops a
+    candidate scoring above the positive plus 0.1, i.e. ``margin = -0.1`` here; a positive margin
+    is stricter, like mining's ``relative_margin``). It reads the similarities without gradient,
+    applies to in-batch positives of other rows and hard negatives alike, and works on gathered
+    candidates since the positive's column is ``targets[i]``. The positive itself is never dropped.
+
+    Args:
+        sims: (B, C) cosine similarities of queries to candidates.
+        targets: (B,) column of each query's positive.
+        positive_ids: (P,) text ids of the positives (None: no text rule).
+        candidate_ids: (C,) text ids of the candidates (None: no text rule).
+        mode: ``text``, ``margin`` or ``off``.
+        margin: cosine margin of the ``margin`` mode.
+
+    Returns:
+        (B, C) bool mask (True = dropped), or None when nothing is dropped by construction.
+    """
+    if mode not in FALSE_NEGATIVE_MODES:
+        raise ValueError(f"false_negative_masking must be one of {FALSE_NEGATIVE_MODES}, got {mode!r}")
+    if mode == "off":
+        return None
+    rows = torch.arange(sims.shape[0], device=sims.device)
+    mask = None
+    if positive_ids is not None and candidate_ids is not None:
+        mask = candidate_ids[None, :] == positive_ids[targets][:, None]  # (B, C)
+    if mode == "margin":
+        s = sims.detach()
+        too_close = s > (s[rows, targets] - margin)[:, None]  # (B, C)
+        mask = too_close if mask is None else mask | too_close
+    if mask is not None:
+        mask[rows, targets] = False  # keep the real positive
+    return mask
 
 
 def cosent(
@@ -265,6 +321,10 @@ class PiccoloLoss(torch.nn.Module):
     by text identity, gather cross-device candidates with the ids, or reuse one set of embeddings
     for the label-deduplicated classification loss; so the adapter calls the pure functions.
 
+    ``false_negatives`` / ``false_negative_margin`` choose the retrieval false-negative rule
+    (:func:`false_negative_mask`). ``gradient_cache_minibatch`` > 0 computes the same loss and
+    gradients with GradCache (:mod:`piccolo_lib.gradcache`): activations of that many rows at a time.
+
     Extra keyword arguments from the Trainer (e.g. ``num_items_in_batch``) are accepted and ignored.
     """
 
@@ -280,6 +340,9 @@ class PiccoloLoss(torch.nn.Module):
         dataset_name: str | None = None,
         tracker: list | None = None,
         cross_device: bool = False,
+        false_negatives: str = "text",
+        false_negative_margin: float = 0.0,
+        gradient_cache_minibatch: int = 0,
     ) -> None:
         super().__init__()
         self.model = model
@@ -292,12 +355,27 @@ class PiccoloLoss(torch.nn.Module):
         self.dataset_name = dataset_name
         self.tracker = tracker  # the training callback reads (dataset, task, loss) from here
         self.cross_device = cross_device  # retrieval: positives/negatives of every rank are candidates
+        if false_negatives not in FALSE_NEGATIVE_MODES:
+            raise ValueError(f"false_negative_masking must be one of {FALSE_NEGATIVE_MODES}, got {false_negatives!r}")
+        self.false_negatives, self.false_negative_margin = false_negatives, false_negative_margin
+        self.gradient_cache_minibatch = gradient_cache_minibatch  # > 0: GradCache in chunks of this many rows
 
     def _embed(self, feature: dict[str, Tensor]) -> Tensor:
         return self.model(feature)["sentence_embedding"]
 
     def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None, **_: object) -> Tensor:
-        embs = [self._embed(f) for f in features]
+        if self.gradient_cache_minibatch > 0 and torch.is_grad_enabled():
+            from .gradcache import cached_loss  # embed in chunks without a graph, backprop chunk by chunk
+
+            loss = cached_loss(self, features, labels, self.gradient_cache_minibatch)
+        else:
+            loss = self.loss_from_embeddings([self._embed(f) for f in features], labels)
+        if self.tracker is not None:
+            self.tracker.append((self.dataset_name, self.task_type, float(loss.detach())))
+        return loss
+
+    def loss_from_embeddings(self, embs: list[Tensor], labels: Tensor | None) -> Tensor:
+        """The routed loss (with MRL) on the embeddings of each feature column, in ``forward``'s order."""
         if self.task_type == "retri_contrast":
             query, positive = embs[0], embs[1]
             b = query.shape[0]
@@ -308,7 +386,8 @@ class PiccoloLoss(torch.nn.Module):
             if self.cross_device:
                 positive, negatives, pos_ids, neg_ids, offset = gather_candidates(positive, negatives, pos_ids, neg_ids)
             kwargs = dict(temperature=self.temperature, positive_ids=pos_ids, negative_ids=neg_ids,
-                          target_offset=offset)
+                          target_offset=offset, false_negatives=self.false_negatives,
+                          margin=self.false_negative_margin)
             args, fn = (query, positive, negatives), retrieval_infonce
             scale = self.weight
         elif self.task_type == "cosent":
@@ -325,7 +404,4 @@ class PiccoloLoss(torch.nn.Module):
             loss = matryoshka(fn, self.mrl_dims, args, self.mrl_weights, **kwargs)
         else:
             loss = fn(*args, **kwargs)
-        loss = scale * loss
-        if self.tracker is not None:
-            self.tracker.append((self.dataset_name, self.task_type, float(loss.detach())))
-        return loss
+        return scale * loss
