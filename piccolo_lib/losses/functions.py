@@ -1,19 +1,10 @@
-"""The three Piccolo2 losses as pure functions on embeddings, plus Matryoshka (MRL) nesting.
-
-Piccolo2 (arXiv 2405.06932, section 2.2 "hybrid loss") routes each task-homogeneous batch to the
-loss that fits its labels:
-
-=====================  ==========================  ==================================  ===========
-record ``type``        task families               loss                                 defaults
-=====================  ==========================  ==================================  ===========
-``retri_contrast``     retrieval, reranking        InfoNCE, in-batch + hard negatives   tau=0.01
-``cosent``             STS, pair classification    CoSENT ranking on graded scores      tau=0.05, w=0.04
-``cls_contrast``       classification, clustering  label-text contrast, no in-batch     tau=0.05, w=0.2
-=====================  ==========================  ==================================  ===========
+"""The three Piccolo2 losses as pure functions on embeddings, Matryoshka nesting, false-negative masks.
 
 Every function takes embeddings in any float dtype and computes similarities and the softmax in
-float32 (bf16/fp16 logits at temperature 0.01 overflow or lose the ranking). Section 2.3's MRL
-is :func:`matryoshka`: the same loss on nested prefixes of the embedding, averaged.
+float32 (bf16/fp16 logits at temperature 0.01 overflow or lose the ranking). All three losses share one
+signature shape: embedding tensors first (positional), then keyword-only ``temperature``, ``weight`` and
+what the loss needs besides (scores, ids, masks). Section 2.3's MRL is :func:`matryoshka`: the same loss
+on nested prefixes of the embedding, averaged.
 
 Introduced in notebooks/02_three_losses.ipynb.
 """
@@ -25,8 +16,6 @@ from collections.abc import Callable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-
-from .errors import ConfigError
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -45,11 +34,14 @@ def retrieval_infonce(
     target_offset: int = 0,
     false_negatives: str = "text",
     margin: float = 0.0,
+    weight: float = 1.0,
 ) -> Tensor:
     """InfoNCE with in-batch and hard negatives (report section 2.2, retrieval and reranking).
 
     Each query i is scored against every positive and every hard negative of the batch; its target
-    is its own positive:  loss_i = -log softmax_j(cos(q_i, c_j) / tau)[target_i].
+    is its own positive:
+
+        loss = weight * mean_i -log softmax_j(cos(q_i, c_j) / tau)[target_i]
 
     Args:
         query: (B, D) query embeddings.
@@ -65,9 +57,15 @@ def retrieval_infonce(
             ``text`` (default) masks candidates with the positive's text id; ``margin`` also masks
             candidates scoring above cos(q_i, p_i) - ``margin``; ``off`` masks nothing.
         margin: the margin of the ``margin`` mode, in cosine units.
+        weight: loss weight (1.0 in the report: retrieval is the reference loss).
 
     Returns:
-        Scalar: mean cross-entropy over the B queries.
+        Scalar: weight x the mean cross-entropy over the B queries.
+
+    Example:
+        >>> q, p, n = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 2, 8)
+        >>> retrieval_infonce(q, p, n, temperature=0.01).shape
+        torch.Size([])
     """
     q = _unit(query)  # (B, D)
     candidates = _unit(positive)  # (P, D)
@@ -84,7 +82,7 @@ def retrieval_infonce(
     logits = sims / temperature
     if mask is not None:
         logits = logits.masked_fill(mask, float("-inf"))
-    return F.cross_entropy(logits, targets)
+    return weight * F.cross_entropy(logits, targets)
 
 
 FALSE_NEGATIVE_MODES = ("text", "margin", "off")
@@ -161,6 +159,11 @@ def cosent(
 
     Returns:
         Scalar. Zero when no pair is ordered (all scores equal, or B = 1).
+
+    Example:
+        >>> a, b = torch.randn(4, 8), torch.randn(4, 8)
+        >>> float(cosent(a, b, torch.tensor([3.0, 3.0, 3.0, 3.0])))  # no ordered pair: log(1) = 0
+        0.0
     """
     sims = (_unit(text) * _unit(text_pair)).sum(-1) / temperature  # (B,)
     diff = sims[None, :] - sims[:, None]  # (B, B): entry (i, j) = s_j - s_i
@@ -200,6 +203,11 @@ def cls_contrast(
 
     Returns:
         Scalar.
+
+    Example:
+        >>> t, p, n = torch.randn(4, 8), torch.randn(4, 8), torch.randn(4, 3, 8)
+        >>> cls_contrast(t, p, n).shape
+        torch.Size([])
     """
     t = _unit(text)  # (B, D)
     pos = (t * _unit(positive)).sum(-1, keepdim=True)  # (B, 1)
@@ -233,6 +241,12 @@ def matryoshka(
 
     Returns:
         Scalar: sum_d w_d * loss_d / sum_d w_d.
+
+    Example:
+        >>> q, p = torch.randn(4, 16), torch.randn(4, 16)
+        >>> full = retrieval_infonce(q[:, :8], p[:, :8]) + retrieval_infonce(q, p)
+        >>> bool(torch.isclose(matryoshka(retrieval_infonce, [8, 16], [q, p]), full / 2))
+        True
     """
     if not dims:
         raise ValueError("matryoshka needs at least one dim")
@@ -244,164 +258,3 @@ def matryoshka(
         truncated = [e[..., :d] if e is not None else None for e in embeddings]
         total = total + w * loss_fn(*truncated, **loss_kwargs)
     return total / sum(weights)
-
-
-def gather_candidates(positive: Tensor, negatives: Tensor | None, positive_ids: Tensor | None,
-                      negative_ids: Tensor | None):
-    """Cross-device negatives: concatenate every rank's positives and negatives (gradients flow back).
-
-    Each rank's queries then score against W*B positives and W*B*K negatives; its own positives
-    start at row ``rank * B``. Under DDP (gradients averaged over ranks) this gives the same update
-    as one process holding the whole global batch. Outside torch.distributed it changes nothing.
-
-    Returns:
-        (positive (W*B, D), negatives (W*B, K, D) or None, positive_ids, negative_ids, target_offset)
-    """
-    import torch.distributed as dist
-    from sentence_transformers.util.distributed import all_gather
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return positive, negatives, positive_ids, negative_ids, 0
-    offset = dist.get_rank() * positive.shape[0]
-    positive = all_gather(positive, with_grad=True)
-    if negatives is not None:
-        negatives = all_gather(negatives.contiguous(), with_grad=True)
-    positive_ids = None if positive_ids is None else all_gather(positive_ids.contiguous())
-    negative_ids = None if negative_ids is None else all_gather(negative_ids.contiguous())
-    return positive, negatives, positive_ids, negative_ids, offset
-
-
-# --- Routing: record type -> loss, and the adapter the sentence-transformers Trainer calls ------
-
-TASK_LOSSES: dict[str, Callable[..., Tensor]] = {
-    "retri_contrast": retrieval_infonce,
-    "cosent": cosent,
-    "cls_contrast": cls_contrast,
-}
-DEFAULT_HPARAMS: dict[str, dict[str, float]] = {  # report section 3.1
-    "retri_contrast": {"temperature": 0.01, "weight": 1.0},
-    "cosent": {"temperature": 0.05, "weight": 0.04},
-    "cls_contrast": {"temperature": 0.05, "weight": 0.2},
-}
-ALIASES = {
-    "retrieval": "retri_contrast", "reranking": "retri_contrast",
-    "sts": "cosent", "pair_classification": "cosent",
-    "classification": "cls_contrast", "clustering": "cls_contrast",
-}
-
-
-def canonical_type(task_type: str) -> str:
-    """Map a record type or friendly alias to one of ``TASK_LOSSES``; unknown types are an error."""
-    name = ALIASES.get(task_type, task_type)
-    if name not in TASK_LOSSES:
-        valid = sorted(TASK_LOSSES) + sorted(ALIASES)
-        raise ConfigError(f"unknown task type {task_type!r}; expected one of {valid}")
-    return name
-
-
-class PiccoloLoss(torch.nn.Module):
-    """Adapter: encodes a collated batch once, then calls the pure loss (with MRL over ``mrl_dims``).
-
-    The batch layout is the one :class:`piccolo_lib.data.PiccoloCollator` builds:
-
-    ==================  ===================================  ==========================================
-    task type           features (one forward pass each)     labels
-    ==================  ===================================  ==========================================
-    ``retri_contrast``  query (B), positive (B), neg (B*K)   (B, 1+K) int64 text ids (false negatives)
-    ``cosent``          text (B), text_pair (B)              (B,) scores
-    ``cls_contrast``    text (B), distinct label texts (U)   (B, 1+K) indices into the U label texts
-    ==================  ===================================  ==========================================
-
-    Encoding each distinct label text once per batch (instead of B*(1+K) label strings) gives the
-    same loss and gradient as the reference code's strategy with far fewer rows encoded.
-
-    Why not sentence-transformers' own losses here: MultipleNegativesRankingLoss (scale 1/tau) and
-    CoSENTLoss (scale 20) compute the same numbers as :func:`retrieval_infonce` and :func:`cosent`
-    (tests/test_losses.py proves it), but wrapped in MatryoshkaLoss they cannot mask false negatives
-    by text identity, gather cross-device candidates with the ids, or reuse one set of embeddings
-    for the label-deduplicated classification loss; so the adapter calls the pure functions.
-
-    ``false_negatives`` / ``false_negative_margin`` choose the retrieval false-negative rule
-    (:func:`false_negative_mask`). ``gradient_cache_minibatch`` > 0 computes the same loss and
-    gradients with GradCache (:mod:`piccolo_lib.gradcache`): activations of that many rows at a time.
-
-    Extra keyword arguments from the Trainer (e.g. ``num_items_in_batch``) are accepted and ignored.
-    """
-
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        task_type: str,
-        *,
-        mrl_dims: Sequence[int] | None = None,
-        mrl_weights: Sequence[float] | None = None,
-        temperature: float | None = None,
-        weight: float | None = None,
-        dataset_name: str | None = None,
-        tracker: list | None = None,
-        cross_device: bool = False,
-        false_negatives: str = "text",
-        false_negative_margin: float = 0.0,
-        gradient_cache_minibatch: int = 0,
-    ) -> None:
-        super().__init__()
-        self.model = model
-        self.task_type = canonical_type(task_type)
-        hp = DEFAULT_HPARAMS[self.task_type]
-        self.temperature = hp["temperature"] if temperature is None else temperature
-        self.weight = hp["weight"] if weight is None else weight
-        self.mrl_dims = list(mrl_dims) if mrl_dims else None
-        self.mrl_weights = mrl_weights
-        self.dataset_name = dataset_name
-        self.tracker = tracker  # the training callback reads (dataset, task, loss) from here
-        self.cross_device = cross_device  # retrieval: positives/negatives of every rank are candidates
-        if false_negatives not in FALSE_NEGATIVE_MODES:
-            raise ValueError(f"false_negative_masking must be one of {FALSE_NEGATIVE_MODES}, got {false_negatives!r}")
-        self.false_negatives, self.false_negative_margin = false_negatives, false_negative_margin
-        self.gradient_cache_minibatch = gradient_cache_minibatch  # > 0: GradCache in chunks of this many rows
-
-    def _embed(self, feature: dict[str, Tensor]) -> Tensor:
-        return self.model(feature)["sentence_embedding"]
-
-    def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None, **_: object) -> Tensor:
-        if self.gradient_cache_minibatch > 0 and torch.is_grad_enabled():
-            from .gradcache import cached_loss  # embed in chunks without a graph, backprop chunk by chunk
-
-            loss = cached_loss(self, features, labels, self.gradient_cache_minibatch)
-        else:
-            loss = self.loss_from_embeddings([self._embed(f) for f in features], labels)
-        if self.tracker is not None:
-            self.tracker.append((self.dataset_name, self.task_type, float(loss.detach())))
-        return loss
-
-    def loss_from_embeddings(self, embs: list[Tensor], labels: Tensor | None) -> Tensor:
-        """The routed loss (with MRL) on the embeddings of each feature column, in ``forward``'s order."""
-        if self.task_type == "retri_contrast":
-            query, positive = embs[0], embs[1]
-            b = query.shape[0]
-            negatives = embs[2].reshape(b, -1, embs[2].shape[-1]) if len(embs) > 2 else None
-            pos_ids = None if labels is None else labels[:, 0]
-            neg_ids = None if labels is None or negatives is None else labels[:, 1:]
-            offset = 0
-            if self.cross_device:
-                positive, negatives, pos_ids, neg_ids, offset = gather_candidates(positive, negatives, pos_ids, neg_ids)
-            kwargs = dict(temperature=self.temperature, positive_ids=pos_ids, negative_ids=neg_ids,
-                          target_offset=offset, false_negatives=self.false_negatives,
-                          margin=self.false_negative_margin)
-            args, fn = (query, positive, negatives), retrieval_infonce
-            scale = self.weight
-        elif self.task_type == "cosent":
-            args, fn = (embs[0], embs[1]), cosent
-            kwargs = dict(scores=labels.float(), temperature=self.temperature, weight=self.weight)
-            scale = 1.0
-        else:
-            text, distinct = embs
-            neg_ids = labels[:, 1:]  # (B, K); -1: this row has fewer label negatives
-            args = (text, distinct[labels[:, 0]], distinct[neg_ids.clamp(min=0)])  # gather: (B,D), (B,K,D)
-            fn, scale = cls_contrast, 1.0
-            kwargs = dict(temperature=self.temperature, weight=self.weight, negative_mask=neg_ids >= 0)
-        if self.mrl_dims:
-            loss = matryoshka(fn, self.mrl_dims, args, self.mrl_weights, **kwargs)
-        else:
-            loss = fn(*args, **kwargs)
-        return scale * loss
