@@ -37,7 +37,7 @@ def test_quickstart_command_on_the_toy(tmp_path):
     exe = shutil.which("piccolo", path=str(Path(sys.executable).parent))
     out = tmp_path / "qs"
     proc = subprocess.run([exe, "quickstart", "--mode", "quick", "--backbone", "offline-bert", f"output_dir={out}",
-                           "epochs=2"], capture_output=True, text=True, timeout=2400)
+                           "epochs=3"], capture_output=True, text=True, timeout=2400)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Fine-tuned beats the untrained model on the held-out average" in proc.stdout
     assert "Batches:" not in proc.stdout + proc.stderr  # library-internal progress bars are off
