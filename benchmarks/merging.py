@@ -25,7 +25,7 @@ def _base() -> Path:
     return path
 
 
-def run(quick: bool = False) -> dict:
+def run(quick: bool = False, weights: tuple[float, ...] = WEIGHTS) -> dict:
     """Scores of base, fine-tune and the merges (the fine-tune must exist: run benchmarks.refresh first)."""
     from piccolo_lib.merging import merge_models
 
@@ -34,7 +34,7 @@ def run(quick: bool = False) -> dict:
         raise FileNotFoundError(f"{finetuned} missing: run `python -m benchmarks --only refresh` first")
     base = _base()
     models = {"base": base, "fine-tuned": finetuned}
-    for w in WEIGHTS[1:2] if quick else WEIGHTS:
+    for w in weights[1:2] if quick else weights:
         models[f"linear {w}"] = merge_models([base, finetuned], OUT / f"merge-linear-{w}", [1 - w, w], "linear")
     models["slerp 0.5"] = merge_models([base, finetuned], OUT / "merge-slerp-0.5", [0.5, 0.5], "slerp")
     rows = {}
