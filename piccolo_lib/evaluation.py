@@ -41,7 +41,7 @@ from sklearn.exceptions import ConvergenceWarning, UndefinedMetricWarning
 from threadpoolctl import ThreadpoolController
 
 from .local_benchmark import TfidfEncoder, local_tasks  # noqa: F401  (re-exported)
-from .reporting import CATEGORIES, aggregate, format_table  # noqa: F401  (re-exported)
+from .scores import CATEGORIES, aggregate, format_table  # noqa: F401  (re-exported)
 
 TFIDF_NAME = "tfidf-char-ngram"
 _REVISION = "local"  # mteb's model-revision folder: a model is identified by model_name alone

@@ -37,7 +37,7 @@ from mteb.abstasks import (
 )
 
 from .data import DataError, read_jsonl
-from .reporting import CATEGORIES
+from .scores import CATEGORIES
 
 _TASK_VERSION = "2"  # part of each task's data hash: bump it when task construction changes
 

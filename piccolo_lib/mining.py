@@ -32,9 +32,11 @@ from typing import Any
 import torch
 from sentence_transformers import SentenceTransformer
 
+from .backbones import resolve_backbone
 from .data import read_jsonl
+from .errors import ConfigError
 from .losses import canonical_type
-from .model import build_model
+from .model import build_model, is_sentence_transformers_folder
 from .sampling import text_id
 
 
@@ -101,13 +103,13 @@ def mine_hard_negatives(model: Any, rows: list[dict], *, corpus: list[str] | Non
         negatives in rank order, and the run's :class:`MiningStats`.
     """
     if not (0 <= range_min < range_max and num_negatives >= 1):
-        raise ValueError(f"need 0 <= range_min < range_max and num_negatives >= 1, got {range_min}, "
+        raise ConfigError(f"need 0 <= range_min < range_max and num_negatives >= 1, got {range_min}, "
                          f"{range_max}, {num_negatives}")
     for i, row in enumerate(rows):
         if "type" in row and canonical_type(str(row["type"])) != "retri_contrast":
-            raise ValueError(f"row {i + 1}: type {row['type']!r}; mining needs retri_contrast records")
+            raise ConfigError(f"row {i + 1}: type {row['type']!r}; mining needs retri_contrast records")
         if not isinstance(row.get("text"), str) or not all(isinstance(p, str) for p in _positives(row)):
-            raise ValueError(f"row {i + 1}: needs a string 'text' and 'text_pos' (a string or list of strings)")
+            raise ConfigError(f"row {i + 1}: needs a string 'text' and 'text_pos' (a string or list of strings)")
     if not rows:
         return [], MiningStats()
     source = corpus if corpus is not None else [t for r in rows for t in _positives(r) + list(r.get("text_neg") or [])]
@@ -165,16 +167,18 @@ def mine_file(model_name_or_path: str, in_path: str | Path, out_path: str | Path
     """Mine a retrieval JSONL file with a retriever and write the result as JSONL.
 
     Args:
-        model_name_or_path: a SentenceTransformer folder (has ``modules.json``), or a backbone for
+        model_name_or_path: a sentence-transformers model (a folder or hub name with ``modules.json``,
+            or ``e5-small``), used as saved; or a backbone for
             :func:`piccolo_lib.model.build_model` (pooling auto, no projection head, so the
             backbone's own embedding ranks), e.g. ``offline-bert`` or a hub name.
         in_path, out_path: input and output JSONL (output written UTF-8, ``ensure_ascii=False``).
         **kwargs: passed to :func:`mine_hard_negatives`.
     """
-    if (Path(model_name_or_path) / "modules.json").exists():
-        model = SentenceTransformer(str(model_name_or_path))
-    else:
-        model = build_model(model_name_or_path, projection_dim=0)
+    source = resolve_backbone(str(model_name_or_path))
+    if is_sentence_transformers_folder(source):  # local or hub: its own pooling, head and prompts, as saved
+        model = SentenceTransformer(source)
+    else:  # a bare transformer: pooling auto (last token only for decoder LLMs), as build_model does
+        model = build_model(source, projection_dim=0)
     rows, stats = mine_hard_negatives(model, read_jsonl(Path(in_path)), **kwargs)
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)

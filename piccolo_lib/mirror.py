@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 MIRROR_FORMAT = 1
 
 
-def _nested(dataset: Any) -> dict[str, dict[str, Any]]:
+def nested_splits(dataset: Any) -> dict[str, dict[str, Any]]:
     """``task.dataset`` as {subset: {split: data}} (monolingual tasks may hold {split: Dataset})."""
     first = next(iter(dataset.values()))
     return {"default": dict(dataset)} if isinstance(first, Dataset) else {k: dict(v) for k, v in dataset.items()}
@@ -49,7 +49,7 @@ def write_mirror_task(root: str | Path, task_name: str, dataset: dict, *, revisi
     final, tmp = root / task_name, root / f".{task_name}.partial"
     shutil.rmtree(tmp, ignore_errors=True)
     layout: dict[str, list[str]] = {}
-    for subset, splits in _nested(dataset).items():
+    for subset, splits in nested_splits(dataset).items():
         for split, data in splits.items():
             folder = tmp / subset / split
             if isinstance(data, Dataset):
@@ -155,7 +155,7 @@ def mirror_tasks(tasks: list, root: str | Path) -> list:
     return out
 
 
-def _hub_host() -> str:
+def hub_host() -> str:
     return urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co").hostname or "huggingface.co"
 
 
@@ -167,7 +167,7 @@ def download(root: str | Path, tasks: list, force: bool = False) -> list[Path]:
     """
     from .runtime import hub_reachable
 
-    host = _hub_host()
+    host = hub_host()
     if not hub_reachable(host):
         raise ConnectionError(
             f"piccolo cmteb download needs the Hugging Face hub, and {host}:443 cannot be reached from here "

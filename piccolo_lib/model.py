@@ -17,9 +17,11 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
 
 from .backbones import resolve_backbone
+from .errors import ConfigError, MissingPackage
 
 REPORT_DIMS = (256, 512, 768, 1024, 1280, 1536, 1792)  # report table 4
 REPORT_WIDTH, REPORT_HIDDEN = 1792, 1024
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 
 
 def default_projection_dim(hidden: int) -> int:
@@ -77,6 +79,8 @@ def build_model(
     seed: int = 0,
     trust_remote_code: bool = False,
     device: str | None = None,
+    dtype: str = "float32",
+    attn_implementation: str | None = None,
 ) -> SentenceTransformer:
     """Build a Piccolo2-style SentenceTransformer from a backbone.
 
@@ -93,14 +97,24 @@ def build_model(
         prompts: sentence-transformers prompts (e.g. {"query": "..."}) saved with the model.
         seed: seed for the head's initialisation.
         trust_remote_code: off unless the user asks; passed to transformers.
+        device: where the model is put (None: sentence-transformers' pick, a GPU if there is one).
+        dtype: ``float32`` (default: fp32 weights, as training wants its master weights, even from a
+            checkpoint saved in bf16, which transformers 5 would otherwise load as bf16), ``bfloat16``,
+            ``float16`` or ``auto`` (as saved). The head is cast too.
+        attn_implementation: ``sdpa``, ``eager``, ``flash_attention_2``; None: transformers' pick (sdpa
+            where the architecture supports it).
     """
     path = resolve_backbone(backbone, seed=seed)
     kwargs = {"trust_remote_code": trust_remote_code} if trust_remote_code else {}
+    model_kwargs = {**kwargs, "dtype": DTYPES[dtype]}
+    if attn_implementation:
+        model_kwargs["attn_implementation"] = attn_implementation
     if is_sentence_transformers_folder(path):
-        return _from_sentence_transformers(path, pooling=pooling, projection_dim=projection_dim,
-                                           max_seq_length=max_seq_length, normalize=normalize, prompts=prompts,
-                                           seed=seed, kwargs=kwargs, device=device)
-    transformer = Transformer(path, max_seq_length=max_seq_length, model_kwargs=kwargs or None,
+        model = _from_sentence_transformers(path, pooling=pooling, projection_dim=projection_dim,
+                                            max_seq_length=max_seq_length, normalize=normalize, prompts=prompts,
+                                            seed=seed, kwargs=kwargs, model_kwargs=model_kwargs, device=device)
+        return model if dtype == "auto" else model.to(DTYPES[dtype])
+    transformer = Transformer(path, max_seq_length=max_seq_length, model_kwargs=model_kwargs,
                               config_kwargs=kwargs or None, processor_kwargs=kwargs or None)
     hidden = transformer.get_embedding_dimension()
     pooling = _auto_pooling(transformer.auto_model.config) if pooling == "auto" else pooling
@@ -112,35 +126,67 @@ def build_model(
         modules.append(projection(hidden, width, seed=seed))
     if normalize:
         modules.append(Normalize())
-    return SentenceTransformer(modules=modules, prompts=prompts, device=device)
+    model = SentenceTransformer(modules=modules, prompts=prompts, device=device)
+    return model if dtype == "auto" else model.to(DTYPES[dtype])
+
+
+# model types that are decoder-only LLMs (pooled at their last token, piccolo-gpt); the check also
+# reads config.is_decoder and the architectures' names (…ForCausalLM, …LMHeadModel)
+DECODER_TYPES = frozenset({
+    "llama", "mistral", "mixtral", "qwen", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2", "gemma3",
+    "gemma3_text", "phi", "phi3", "gpt2", "gpt_neo", "gpt_neox", "gptj", "falcon", "bloom", "opt", "olmo", "olmo2",
+    "stablelm", "starcoder2", "internlm", "internlm2", "baichuan", "chatglm", "glm", "deepseek_v2", "deepseek_v3",
+    "minicpm", "cohere", "granite", "smollm3",
+})
 
 
 def _auto_pooling(config) -> str:
-    """``lasttoken`` for decoder-only configs (piccolo-gpt), else ``mean``."""
-    is_decoder = getattr(config, "is_decoder", False) or not hasattr(config, "type_vocab_size")
-    return "lasttoken" if is_decoder and config.model_type != "bert" else "mean"
+    """``lasttoken`` for decoder-only LLMs (piccolo-gpt), ``mean`` for every encoder.
+
+    Encoders without token types (DistilBERT, MPNet, ModernBERT) and T5-style encoder-decoders
+    (their encoder is what embeds) are encoders: mean.
+    """
+    if getattr(config, "is_encoder_decoder", False):
+        return "mean"
+    archs = getattr(config, "architectures", None) or []
+    decoder = (getattr(config, "is_decoder", False) or config.model_type in DECODER_TYPES
+               or any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs))
+    return "lasttoken" if decoder else "mean"
 
 
 def is_sentence_transformers_folder(path: str) -> bool:
-    """True for a local sentence-transformers folder (it has ``modules.json``)."""
+    """True for a sentence-transformers model: a local folder with ``modules.json``, or a hub model with one.
+
+    A hub name is checked with ``hf_hub_download`` (from the local cache when offline): a model
+    published with its own pooling, head and prompts keeps them (see :func:`_from_sentence_transformers`).
+    """
     from pathlib import Path
 
-    return (Path(path) / "modules.json").exists()
+    if Path(path).exists():
+        return (Path(path) / "modules.json").exists()
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError
+
+    try:
+        hf_hub_download(path, "modules.json")
+    except (OSError, ValueError, HfHubHTTPError):  # no such file or repo, not cached offline, not a repo id
+        return False
+    return True
 
 
 def _from_sentence_transformers(path: str, *, pooling: str, projection_dim: int | None, max_seq_length: int,
                                 normalize: bool, prompts: dict[str, str] | None, seed: int, kwargs: dict,
-                                device: str | None) -> SentenceTransformer:
+                                device: str | None, model_kwargs: dict | None = None) -> SentenceTransformer:
     """Start from a saved sentence-transformers model, keeping what it learned.
 
     Its Transformer, pooling, projection head (a saved Piccolo2 model's 1792-dim Dense) and prompts
     (e5's ``query: `` / ``passage: ``) are kept; a head is added only when it has none. ``pooling``
     other than ``auto`` replaces its pooling; a trailing ``Normalize`` stays last.
     """
-    saved = SentenceTransformer(path, device=device, trust_remote_code=bool(kwargs))
+    saved = SentenceTransformer(path, device=device, trust_remote_code=bool(kwargs), model_kwargs=model_kwargs)
     modules = list(saved)
     if not modules or not isinstance(modules[0], Transformer):
-        raise ValueError(f"{path}: a sentence-transformers folder whose first module is not a Transformer "
+        raise ConfigError(f"{path}: a sentence-transformers folder whose first module is not a Transformer "
                          f"({type(modules[0]).__name__ if modules else 'no modules'}) cannot be a Piccolo2 backbone")
     norm = [m for m in modules if isinstance(m, Normalize)]
     modules = [m for m in modules if not isinstance(m, Normalize)]
@@ -160,7 +206,7 @@ def _from_sentence_transformers(path: str, *, pooling: str, projection_dim: int 
     if dense:
         have = dense[-1].linear.out_features
         if projection_dim not in (None, have):
-            raise ValueError(f"{path}: it has a {have}-dim projection head already; "
+            raise ConfigError(f"{path}: it has a {have}-dim projection head already; "
                              f"projection_dim={projection_dim} would need a new one (leave projection_dim null)")
     else:
         width = default_projection_dim(hidden) if projection_dim is None else projection_dim
@@ -196,15 +242,15 @@ def add_lora(model: SentenceTransformer, r: int = 16, alpha: float = 32, dropout
     try:
         from peft import LoraConfig, inject_adapter_in_model
     except ImportError:
-        raise ImportError("LoRA needs the peft package: pip install peft (it is in the [dev] extras)") from None
+        raise MissingPackage("LoRA needs the peft package: pip install peft (it is in the [dev] extras)") from None
     if r < 1:
-        raise ValueError(f"LoRA rank must be >= 1, got r={r}")
+        raise ConfigError(f"LoRA rank must be >= 1, got r={r}")
     targets = target_modules if isinstance(target_modules, str) else list(target_modules)
     backbone = model[0].auto_model
     names = {n.rsplit(".", 1)[-1] for n, m in backbone.named_modules() if isinstance(m, torch.nn.Linear)}
     missing = sorted(set(targets) - names) if isinstance(targets, list) else []
     if missing or (isinstance(targets, str) and targets != "all-linear"):
-        raise ValueError(f"lora_target_modules {target_modules!r}: no such Linear layer in "
+        raise ConfigError(f"lora_target_modules {target_modules!r}: no such Linear layer in "
                          f"{type(backbone).__name__}; its Linear layers: {sorted(names)} (or 'all-linear')")
     inject_adapter_in_model(LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets), backbone)
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -292,7 +338,7 @@ def extend_position_embeddings(model: SentenceTransformer, new_max: int, alpha: 
     if new_max <= n:
         return
     if new_max > n * n:
-        raise ValueError(f"can extend {n} positions to at most {n * n}, asked for {new_max}")
+        raise ConfigError(f"can extend {n} positions to at most {n * n}, asked for {new_max}")
     u = (old - alpha * old[:1]) / (1 - alpha)  # (n, H)
     idx = torch.arange(new_max)
     new = torch.nn.Embedding(new_max, old.shape[1]).to(old.device, old.dtype)
@@ -313,9 +359,9 @@ def load_projection(model: SentenceTransformer, path: str) -> None:
     previous = SentenceTransformer(path, device="cpu")
     dense = [m for m in previous if isinstance(m, Dense)]
     if not dense or not isinstance(model[2], Dense):
-        raise ValueError(f"{path}: no projection (Dense) module to load, or this model has no head")
+        raise ConfigError(f"{path}: no projection (Dense) module to load, or this model has no head")
     if dense[0].linear.weight.shape != model[2].linear.weight.shape:
-        raise ValueError(f"{path}: projection shape {tuple(dense[0].linear.weight.shape)} does not match "
+        raise ConfigError(f"{path}: projection shape {tuple(dense[0].linear.weight.shape)} does not match "
                          f"{tuple(model[2].linear.weight.shape)}")
     model[2].load_state_dict(dense[0].state_dict())
 

@@ -77,16 +77,21 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     device = "cpu" if cfg.device == "cpu" else None
     start = build_model(cfg.backbone, pooling=cfg.pooling, projection_dim=cfg.projection_dim,
                         max_seq_length=cfg.max_seq_length, seed=cfg.seed, device=device)
-    before = evaluate_model(start, tasks, eval_dir, model_name=start_name.split(" ")[0], show_progress=show_progress)
+    say = print if show_progress else (lambda *a, **k: None)  # one line per phase; library-internal bars off
+    say(f"[quickstart] evaluating the {start_name} model on the held-out benchmark ...", flush=True)
+    before = evaluate_model(start, tasks, eval_dir, model_name=start_name.split(" ")[0], show_progress=False)
     before["model"] = start_name
     del start
     t1 = time.perf_counter()
+    length = f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs} epochs"
+    say(f"[quickstart] training {cfg.backbone} for {length} ...", flush=True)
     final = train(cfg)
     t2 = time.perf_counter()
     model = SentenceTransformer(str(final), device=device)
     dims = json.loads((final / "piccolo_training.json").read_text(encoding="utf-8"))["mrl_dims"]
+    say(f"[quickstart] evaluating the fine-tuned model at {len(dims)} dims ...", flush=True)
     with reuse_embeddings(model):  # every dim is a prefix of one encoding
-        after = evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", show_progress=show_progress)
+        after = evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", show_progress=False)
         per_dim = [evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", truncate_dim=d,
                                   show_progress=False) for d in sorted(dims, reverse=True)[1:]]
     baseline = tfidf_baseline(tasks, eval_dir)

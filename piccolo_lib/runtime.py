@@ -11,6 +11,8 @@ from __future__ import annotations
 import os
 import socket
 
+from .errors import ConfigError
+
 OFFLINE_VARS = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 MODES = ("quick", "full", "auto")
 
@@ -37,12 +39,23 @@ def resolve_mode(mode: str = "auto") -> str:
     """``quick`` or ``full``; ``auto`` is ``$PICCOLO_MODE`` if set (CI sets quick), else full only
     with a GPU and a reachable hub."""
     if mode not in MODES:
-        raise ValueError(f"unknown mode {mode!r}; expected one of {MODES}")
+        raise ConfigError(f"unknown mode {mode!r}; expected one of {MODES}")
     if mode == "auto" and os.environ.get("PICCOLO_MODE") in ("quick", "full"):
         mode = os.environ["PICCOLO_MODE"]
     if mode == "auto":
         mode = "full" if gpu_available() and hub_reachable() else "quick"
     return mode
+
+
+def resolve_device(device: str = "auto", mode: str = "quick") -> str:
+    """The device a notebook or run uses: ``cuda`` when a GPU is there and either full mode or the
+    device asks for it (``cuda``, ``auto``); else ``cpu``. A parameters cell's ``device = "cpu"`` is
+    quick mode's choice: full mode on a GPU machine uses the GPU (notebooks 05 and 08 follow the same rule)."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"device {device!r}: expected auto, cpu or cuda")
+    import torch
+
+    return "cuda" if torch.cuda.is_available() and (device != "cpu" or mode == "full") else "cpu"
 
 
 def set_offline(offline: bool = True) -> None:

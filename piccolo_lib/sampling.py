@@ -23,6 +23,8 @@ import torch
 from sentence_transformers.base.sampler import MultiDatasetDefaultBatchSampler
 from torch.utils.data import ConcatDataset
 
+from .errors import ConfigError
+
 
 def text_id(text: str) -> int:
     """A 63-bit id of the normalised text (NFKC-free: strip + collapse spaces + lower).
@@ -44,14 +46,14 @@ def dataset_weights(sizes: Sequence[int], repeats: Sequence[int], mode: str = "s
     base = np.asarray(sizes, dtype=float) * np.asarray(repeats, dtype=float)
     if mode == "explicit":
         if explicit is None or len(explicit) != len(sizes):
-            raise ValueError("explicit sampling needs one weight per dataset")
+            raise ConfigError("explicit sampling needs one weight per dataset")
         w = np.asarray(explicit, dtype=float)
     elif mode == "temperature":
         w = base ** (1.0 / temperature)
     elif mode == "size":
         w = base
     else:
-        raise ValueError(f"unknown sampling mode {mode!r}; expected size, explicit or temperature")
+        raise ConfigError(f"unknown sampling mode {mode!r}; expected size, explicit or temperature")
     return w / w.sum()
 
 
@@ -115,7 +117,11 @@ class EpochState:
 
 @dataclass
 class TaskSpec:
-    """How the collator builds one dataset's batches."""
+    """How the collator builds one dataset's batches.
+
+    Prompts: ``query_prompt`` prefixes retrieval queries, both texts of an STS/pair row and classification
+    texts; ``passage_prompt`` prefixes retrieval passages (positives, negatives) and label texts.
+    """
 
     task_type: str
     neg_num: int = 0
@@ -139,6 +145,9 @@ class PiccoloCollator:
     state: EpochState = field(default_factory=EpochState)
     valid_label_columns: list[str] = field(default_factory=lambda: ["label"])
     _warned: set = field(default_factory=set)
+    # (dataset, row index) -> negatives replacing the row's text_neg (piccolo_lib.refresh, during training)
+    negative_overrides: dict = field(default_factory=dict)
+    batches_built: int = 0  # batches collated by this process (refresh dates its lists by it)
 
     def _tok(self, texts: list[str], max_len: int, prompt: str = "") -> dict[str, torch.Tensor]:
         return self.preprocess_fn([prompt + t for t in texts], max_length=max_len)
@@ -149,7 +158,8 @@ class PiccoloCollator:
     def _negatives(self, name: str, rows: list[dict], k: int) -> list[list[str]]:
         out = []
         for row in rows:
-            pool = [n for n in row["text_neg"] if n != row["_pos"]]
+            negs = self.negative_overrides.get((name, row["_row"]), row["text_neg"])
+            pool = [n for n in negs if n != row["_pos"]]
             if len(pool) < k and (name, "few") not in self._warned:
                 self._warned.add((name, "few"))
                 warnings.warn(f"dataset {name!r}: a row has {len(pool)} negatives < neg_num={k}; "
@@ -158,7 +168,17 @@ class PiccoloCollator:
             out.append(rng.sample(pool, k) if len(pool) >= k else [rng.choice(pool) for _ in range(k)])
         return out
 
+    def _label_negatives(self, rows: list[dict], k: int) -> list[list[str]]:
+        """min(k, available) distinct label negatives per row (the reference's rule): a binary sentiment
+        set has one negative label, and trains with the report's cls_neg_num=10 on that one."""
+        out = []
+        for row in rows:
+            pool = sorted({n for n in row["text_neg"] if n != row["_pos"]})
+            out.append(self._rng(row).sample(pool, min(k, len(pool))))
+        return out
+
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor | str]:
+        self.batches_built += 1
         name = rows[0]["dataset_name"]
         spec = self.specs[name]
         for row in rows:
@@ -170,9 +190,9 @@ class PiccoloCollator:
             batch.update({f"{prefix}_{k}": v for k, v in tokens.items()})
 
         texts = [r["text"] for r in rows]
-        if spec.task_type == "cosent":
-            put("text", self._tok(texts, self.query_max_len))
-            put("text_pair", self._tok([r["text_pair"] for r in rows], self.query_max_len))
+        if spec.task_type == "cosent":  # symmetric: both sides are "queries" (the reference prefixes both)
+            put("text", self._tok(texts, self.query_max_len, spec.query_prompt))
+            put("text_pair", self._tok([r["text_pair"] for r in rows], self.query_max_len, spec.query_prompt))
             batch["label"] = torch.tensor([float(r["label"]) for r in rows])
         elif spec.task_type == "retri_contrast":
             positives = [r["_pos"] for r in rows]
@@ -184,10 +204,12 @@ class PiccoloCollator:
                 put("negative", self._tok(flat, self.passage_max_len, spec.passage_prompt))
             batch["label"] = torch.tensor([[text_id(p)] + [text_id(n) for n in ns] for p, ns in zip(positives, negs)])
         else:  # cls_contrast: encode each distinct label text once, index into it
-            negs = self._negatives(name, rows, spec.neg_num)
+            negs = self._label_negatives(rows, spec.neg_num)
             distinct = sorted({r["_pos"] for r in rows} | {n for ns in negs for n in ns})
             index = {t: i for i, t in enumerate(distinct)}
-            put("text", self._tok(texts, self.query_max_len))
-            put("labels", self._tok(distinct, self.query_max_len))
-            batch["label"] = torch.tensor([[index[r["_pos"]]] + [index[n] for n in ns] for r, ns in zip(rows, negs)])
+            put("text", self._tok(texts, self.query_max_len, spec.query_prompt))  # the text is the query,
+            put("labels", self._tok(distinct, self.query_max_len, spec.passage_prompt))  # its labels the candidates
+            width = max(len(ns) for ns in negs)  # a row with fewer label negatives is padded with -1 (masked)
+            batch["label"] = torch.tensor([[index[r["_pos"]]] + [index[n] for n in ns] + [-1] * (width - len(ns))
+                                           for r, ns in zip(rows, negs)])
         return batch

@@ -13,129 +13,19 @@ Introduced in notebooks/05_multi_device.ipynb.
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import functools
 import json
 import os
 import sys
 import time
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-
-import yaml
 
 from .checkpoints import (EXIT_SIGTERM, AtomicCheckpoints, TrainingInterrupted, last_checkpoint,
                           remove_incomplete, sigterm_callback, stop_on_sigterm)
+from .config import REPO_ROOT, TrainConfig, load_config, resolve_path  # noqa: F401 (re-exported: the old home)
 from .data import as_retrieval, load_train_sets, summary
-from .losses import canonical_type
-from .reporting import model_card_section
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class TrainConfig:
-    """Every knob of a training run (YAML keys; ``key=value`` overrides on the command line)."""
-
-    backbone: str = "offline-bert"  # or a hub name, e.g. sensenova/piccolo-large-zh-v2
-    pooling: str = "auto"  # mean | cls | lasttoken | auto
-    projection_dim: int | None = None  # None: 1.75 x hidden (report: 1024 -> 1792); 0: no head
-    mrl_dims: list[int] | None = None  # None: the report's dims scaled to the width; []: no MRL
-    projection_init: str | None = None  # a saved model folder whose projection head starts this run
-    freeze_position_embeddings: bool = False  # the reference freezes them
-    freeze_word_embeddings: bool = False  # CPU speed: e5-small's 96M-of-118M embedding matrix gets no grad/AdamW state
-    train_top_layers: int = 0  # > 0: train only the top k backbone layers (+ head); 0: every layer
-    extend_max_length: int | None = None  # extend learned position embeddings (the reference's extend_pe)
-    max_seq_length: int = 512
-    data: list[str] = field(default_factory=lambda: ["data_samples/train/meta_list.txt"])
-    data_root: str | None = None  # root of the meta list's folders (default: the list's folder)
-    losses: dict[str, dict[str, float]] = field(default_factory=dict)  # {type: {temperature, weight}}
-    retrieval_for: list[str] = field(default_factory=list)  # ablation: train these types' data with InfoNCE
-    batch_size: int = 32  # per device
-    neg_num: int = 1  # hard negatives per retrieval row (reference: 1)
-    cls_neg_num: int = 10  # negative label texts per classification row (reference: 10)
-    query_max_len: int = 64
-    passage_max_len: int = 128
-    cross_device_negatives: bool = False  # retrieval: every rank's passages are negatives (reference: off)
-    query_prompt: str = ""  # prefix/instruction for retrieval queries (saved as the model's "query" prompt)
-    passage_prompt: str = ""  # prefix for passages (saved as the "document" prompt)
-    dataset_prompts: dict[str, dict[str, str]] = field(default_factory=dict)  # {dataset: {query, passage}}
-    sampling: str = "size"  # size | explicit | temperature
-    sampling_weights: list[float] | None = None
-    sampling_temperature: float = 1.0
-    epochs: float = 1.0
-    max_steps: int = -1  # > 0 overrides epochs
-    lr: float = 2e-5
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    seed: int = 42
-    precision: str = "fp32"  # fp32 | bf16 | fp16
-    gradient_checkpointing: bool = False
-    grad_accum: int = 1
-    logging_steps: int = 10  # console; metrics.jsonl gets every step
-    report_to: str = "none"  # none | tensorboard (event files under output_dir/tensorboard) | wandb | ...
-    save_steps: int = 0  # 0: save only the final model
-    output_dir: str = "runs/quickstart"
-    resume: bool = False
-    trust_remote_code: bool = False
-    lora_r: int = 0  # > 0: freeze the backbone, train LoRA adapters of this rank (large LLMs; E5-mistral: 16)
-    lora_alpha: float = 32.0  # the adapters' update is scaled by lora_alpha / lora_r
-    lora_dropout: float = 0.1
-    lora_target_modules: list[str] | str = "all-linear"  # or Linear names, e.g. [q_proj, v_proj]
-    deepspeed: str | None = None
-    device: str = "auto"  # auto | cpu | cuda
-    mode: str = "auto"  # quick | full | auto
-
-
-def _coerce(name: str, raw: str):
-    """Parse a ``key=value`` override with YAML rules (``1e-5``, ``true``, ``[1, 2]``, ``null``)."""
-    value = yaml.safe_load(raw)
-    return str(value) if name in ("backbone", "output_dir", "query_prompt", "passage_prompt") else value
-
-
-def _typed(key: str, value, source: str):
-    """Numbers YAML 1.1 reads as strings (``1e-4``) become floats; a non-number is a clear error."""
-    hint = str(typing.get_type_hints(TrainConfig)[key])
-    if isinstance(value, str) and hint in ("<class 'float'>", "<class 'int'>"):
-        try:
-            return float(value) if "float" in hint else int(value)
-        except ValueError:
-            raise ValueError(f"{source}: key {key!r}: expected a number, got {value!r}") from None
-    return value
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | dict | None = None) -> TrainConfig:
-    """Read a YAML config (safe loader) and apply overrides; unknown keys are an error with a hint."""
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) if path else {}
-    raw = raw or {}
-    if isinstance(overrides, dict):
-        raw.update(overrides)
-    for item in overrides or [] if not isinstance(overrides, dict) else []:
-        if "=" not in item:
-            raise ValueError(f"override {item!r}: expected key=value")
-        key, value = item.split("=", 1)
-        raw[key.strip()] = _coerce(key.strip(), value)
-    valid = [f.name for f in dataclasses.fields(TrainConfig)]
-    for key in raw:
-        if key not in valid:
-            close = difflib.get_close_matches(key, valid, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"{path or 'config'}: unknown key {key!r}{hint} (valid keys: {', '.join(valid)})")
-    raw = {k: _typed(k, v, str(path or "config")) for k, v in raw.items()}
-    if isinstance(raw.get("data"), str):
-        raw["data"] = [raw["data"]]
-    if raw.get("losses"):  # aliases (sts, retrieval, ...) -> record types; unknown types are an error
-        raw["losses"] = {canonical_type(k): v for k, v in raw["losses"].items()}
-    if raw.get("retrieval_for"):
-        raw["retrieval_for"] = [canonical_type(k) for k in raw["retrieval_for"]]
-    return TrainConfig(**raw)
-
-
-def _resolve(path: str) -> str:
-    """Relative data paths are tried against the working directory, then the repo root."""
-    p = Path(path)
-    return str(p if p.is_absolute() or p.exists() else REPO_ROOT / p)
+from .errors import ConfigError
+from .model_card import model_card_section
 
 
 def _loggers(report_to: str, out: Path) -> tuple[str, list]:
@@ -148,7 +38,7 @@ def _loggers(report_to: str, out: Path) -> tuple[str, list]:
 
     needs = {"tensorboard": "tensorboard", "wandb": "wandb", "mlflow": "mlflow"}.get(report_to)
     if needs and importlib.util.find_spec(needs) is None:
-        raise ValueError(f"report_to={report_to!r} needs the {needs!r} package: pip install {needs}")
+        raise ConfigError(f"report_to={report_to!r} needs the {needs!r} package: pip install {needs}")
     if report_to != "tensorboard":
         return report_to, []
     from transformers.integrations import TensorBoardCallback
@@ -173,8 +63,11 @@ def _mean_over_ranks(total: float, count: int, device) -> float:
     return total / count if count else float("nan")
 
 
-def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
-    """A TrainerCallback writing one JSON line per optimizer step (rank 0 only)."""
+def make_callback(tracker: list, metrics_path: Path, rows_per_step: int, extras: dict | None = None):
+    """A TrainerCallback writing one JSON line per optimizer step (rank 0 only).
+
+    ``extras``: filled by other callbacks during the step (e.g. ``negatives_refreshed``), merged into the line.
+    """
     from transformers import TrainerCallback
 
     class MetricsLogger(TrainerCallback):
@@ -184,6 +77,9 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
         def on_step_end(self, args, state, control, **kwargs):
             entries, tracker[:] = list(tracker), []
             loss = _mean_over_ranks(sum(e[2] for e in entries), len(entries), args.device)  # every rank calls it
+            extra = dict(extras or {})
+            if extras:
+                extras.clear()
             if not state.is_world_process_zero or not entries:
                 return
             sched = kwargs.get("lr_scheduler")
@@ -194,6 +90,7 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
                 "loss": loss,
                 "lr": sched.get_last_lr()[0] if sched is not None else None,
                 "samples_per_second": round(rows_per_step / dt, 2) if dt > 0 else None,
+                **extra,
             }
             if args.device.type == "cuda":  # peak memory of this process since the run started
                 import torch
@@ -203,6 +100,55 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
                 f.write(json.dumps(line, ensure_ascii=False) + "\n")
 
     return MetricsLogger()
+
+
+def warn_small_datasets(sets: list, cfg: TrainConfig, world_size: int) -> list[str]:
+    """Warn, naming it, about each dataset with fewer rows (x repeat) than one optimizer step takes.
+
+    One step is batch_size x world_size x grad_accum rows of one dataset; with ``sampling: size`` such a
+    dataset gets no step at all, with the other modes its steps repeat rows. Returns the messages.
+    """
+    import warnings
+
+    step = cfg.batch_size * world_size * cfg.grad_accum
+    messages = []
+    for s in sets:
+        if len(s.dataset) * s.repeat < step:
+            effect = ("it gets no training step" if cfg.sampling == "size" else
+                      "each of its steps repeats rows")
+            messages.append(f"dataset {s.name!r}: {len(s.dataset)} rows x repeat {s.repeat} = "
+                            f"{len(s.dataset) * s.repeat} < one global batch of {step} (batch_size {cfg.batch_size} x "
+                            f"{world_size} process(es) x grad_accum {cfg.grad_accum}): {effect} (sampling={cfg.sampling}); "
+                            "raise its repeat in the meta list or lower batch_size")
+            warnings.warn(messages[-1], UserWarning, stacklevel=2)
+    return messages
+
+
+def _refresh_callback(cfg: TrainConfig, model, sets, hard_negatives: dict, collator, events: dict):
+    """The negative-refresh callback (piccolo_lib.refresh) when ``refresh_negatives_every`` > 0, else None."""
+    if cfg.refresh_negatives_every <= 0:
+        return None
+    from .refresh import make_refresh_callback
+
+    datasets = {s.name: s.dataset.to_list() for s in sets
+                if s.task_type == "retri_contrast" and hard_negatives[s.name] > 0}
+    return make_refresh_callback(model, datasets, collator, every=cfg.refresh_negatives_every,
+                                 threshold=cfg.refresh_threshold, range_min=cfg.refresh_range_min,
+                                 range_max=cfg.refresh_range_max, seed=cfg.seed, events=events,
+                                 batches_per_step=cfg.grad_accum)
+
+
+def _check_knobs(cfg: TrainConfig) -> None:
+    """Issue-16 knobs with a wrong value are a clear error before anything is built."""
+    from .losses import FALSE_NEGATIVE_MODES
+
+    if cfg.false_negative_masking not in FALSE_NEGATIVE_MODES:
+        raise ConfigError(f"false_negative_masking must be one of {FALSE_NEGATIVE_MODES}, "
+                          f"got {cfg.false_negative_masking!r}")
+    if cfg.gradient_cache and cfg.gradient_cache_minibatch < 1:
+        raise ConfigError(f"gradient_cache_minibatch must be >= 1 with gradient_cache, got {cfg.gradient_cache_minibatch}")
+    if cfg.refresh_negatives_every and (cfg.refresh_range_min is None) != (cfg.refresh_range_max is None):
+        raise ConfigError("set both refresh_range_min and refresh_range_max, or neither (the default window)")
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -220,27 +166,35 @@ def train(cfg: TrainConfig) -> Path:
                         freeze_for_speed, freeze_position_embeddings, load_projection, merge_lora)
     from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
 
-    sets = load_train_sets([_resolve(p) for p in cfg.data], root=cfg.data_root and _resolve(cfg.data_root),
-                           neg_num={"retri_contrast": cfg.neg_num, "cls_contrast": cfg.cls_neg_num},
-                           batch_size=cfg.batch_size)
-    hard_negatives = {s.name: cfg.neg_num if s.task_type == "retri_contrast" else
-                      cfg.cls_neg_num if s.task_type == "cls_contrast" else 0 for s in sets}
+    _check_knobs(cfg)
+    sets = load_train_sets([resolve_path(p) for p in cfg.data], root=cfg.data_root and resolve_path(cfg.data_root),
+                           neg_num={"retri_contrast": cfg.neg_num, "cls_contrast": cfg.cls_neg_num,
+                                    **cfg.dataset_neg_num}, batch_size=cfg.batch_size)
+    for knob in ("dataset_prompts", "dataset_neg_num"):
+        unknown = sorted(set(getattr(cfg, knob)) - {s.name for s in sets})
+        if unknown:
+            raise ConfigError(f"{knob} names unknown dataset(s) {unknown}; datasets: {[s.name for s in sets]}")
+    hard_negatives = {s.name: cfg.dataset_neg_num.get(s.name, cfg.neg_num) if s.task_type == "retri_contrast" else
+                      cfg.dataset_neg_num.get(s.name, cfg.cls_neg_num) if s.task_type == "cls_contrast" else 0
+                      for s in sets}
     if cfg.retrieval_for:  # the ablation's baseline: these datasets go through InfoNCE (data.as_retrieval)
         converted = [as_retrieval(s) if s.task_type in cfg.retrieval_for else s for s in sets]
         hard_negatives.update({s.name: 0 for s, c in zip(sets, converted) if s.task_type == "cosent" and c is not s})
         sets = converted
-    unknown = sorted(set(cfg.dataset_prompts) - {s.name for s in sets})
-    if unknown:
-        raise ValueError(f"dataset_prompts names unknown dataset(s) {unknown}; datasets: {[s.name for s in sets]}")
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank0 = int(os.environ.get("RANK", "0")) == 0
+    if rank0:
+        warn_small_datasets(sets, cfg, world_size)
     if rank0:
         print(summary(sets))
     set_seed(cfg.seed)
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    # built on the CPU: the Trainer moves it to each rank's own device (under torchrun, cuda:LOCAL_RANK);
+    # building on "cuda" would first load every rank's copy onto GPU 0
     model = build_model(cfg.backbone, pooling=cfg.pooling, projection_dim=cfg.projection_dim,
                         max_seq_length=cfg.max_seq_length, seed=cfg.seed,
-                        trust_remote_code=cfg.trust_remote_code, device="cuda" if use_cuda else "cpu")
+                        trust_remote_code=cfg.trust_remote_code, device="cpu", dtype=cfg.dtype,
+                        attn_implementation=cfg.attn_implementation)
     if cfg.extend_max_length:
         extend_position_embeddings(model, cfg.extend_max_length)
     if cfg.freeze_position_embeddings:
@@ -254,7 +208,7 @@ def train(cfg: TrainConfig) -> Path:
         load_projection(model, cfg.projection_init)
     if cfg.lora_r:  # checkpoints would hold unmerged adapter layers, which a plain load cannot read back
         if cfg.resume or cfg.save_steps:
-            raise ValueError("lora_r > 0 saves only the final (merged) model: set save_steps=0 and resume=false")
+            raise ConfigError("lora_r > 0 saves only the final (merged) model: set save_steps=0 and resume=false")
         add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     dims = default_mrl_dims(embedding_dim(model)) if cfg.mrl_dims is None else list(cfg.mrl_dims)
     out = Path(cfg.output_dir)
@@ -267,12 +221,16 @@ def train(cfg: TrainConfig) -> Path:
     specs, losses, train_sets = {}, {}, {}
     for s in sets:
         k = hard_negatives[s.name]
-        own = cfg.dataset_prompts.get(s.name, {})
-        specs[s.name] = TaskSpec(s.task_type, k, own.get("query", cfg.query_prompt), own.get("passage", cfg.passage_prompt))
+        own = cfg.dataset_prompts.get(s.name, {})  # else the config's prompts, else the model's own (e5: query: )
+        specs[s.name] = TaskSpec(s.task_type, k, own.get("query", cfg.query_prompt or model.prompts.get("query", "")),
+                                 own.get("passage", cfg.passage_prompt or model.prompts.get("document", "")))
         hp = cfg.losses.get(s.task_type, {})
         losses[s.name] = PiccoloLoss(model, s.task_type, mrl_dims=dims, dataset_name=s.name, tracker=tracker,
                                      temperature=hp.get("temperature"), weight=hp.get("weight"),
-                                     cross_device=cfg.cross_device_negatives)
+                                     cross_device=cfg.cross_device_negatives,
+                                     false_negatives=cfg.false_negative_masking,
+                                     false_negative_margin=cfg.false_negative_margin,
+                                     gradient_cache_minibatch=cfg.gradient_cache_minibatch if cfg.gradient_cache else 0)
         train_sets[s.name] = s.dataset.add_column("_row", list(range(len(s.dataset))))
     state = EpochState()
     collator = PiccoloCollator(model.preprocess, specs, seed=cfg.seed, query_max_len=cfg.query_max_len,
@@ -295,13 +253,16 @@ def train(cfg: TrainConfig) -> Path:
         multi_dataset_batch_sampler=sampler, remove_unused_columns=False, deepspeed=cfg.deepspeed,
         dataloader_num_workers=0,  # the collator reads the epoch from the sampler's shared state
     )
-    callback = make_callback(tracker, metrics_path, cfg.batch_size * world_size * cfg.grad_accum)
+    events: dict = {}
+    callback = make_callback(tracker, metrics_path, cfg.batch_size * world_size * cfg.grad_accum, events)
+    extra_callbacks = [_refresh_callback(cfg, model, sets, hard_negatives, collator, events)]
     # checkpoints are written to tmp-checkpoint-N and renamed into place (piccolo_lib.checkpoints)
     trainer_cls = type("PiccoloTrainer", (AtomicCheckpoints, SentenceTransformerTrainer), {})
     with stop_on_sigterm() as received_sigterm:
         on_sigterm = sigterm_callback(received_sigterm)
         trainer = trainer_cls(model=model, args=args, train_dataset=DatasetDict(train_sets), loss=losses,
-                              data_collator=collator, callbacks=[callback, on_sigterm, *loggers])
+                              data_collator=collator,
+                              callbacks=[*filter(None, extra_callbacks), callback, on_sigterm, *loggers])
         if rank0:
             remove_incomplete(out / "checkpoints")  # a run killed while saving: never resumed from
         last = last_checkpoint(out / "checkpoints") if cfg.resume else None

@@ -121,11 +121,14 @@ def test_classification_negatives_contain_the_gold_label(tmp_path, no_model):
     refused(tmp_path, paths, f + r": row 2: field 'text_neg': contains the gold label '(体育|财经)'")
 
 
-def test_fewer_label_negatives_than_cls_neg_num(tmp_path, no_model):
-    paths, f = edit(tmp_path, "cls", lambda rows: None)  # every row has 2 label negatives
-    msg = refused(tmp_path, paths, f + r": row 1: field 'text_neg': 2 label negatives, fewer than cls_neg_num=3; "
-                                       r"set cls_neg_num to at most 2", cls_neg_num=3)
-    assert "retri.jsonl" not in msg, "retrieval rows may have fewer negatives than neg_num (sampled with replacement)"
+def test_empty_label_negatives(tmp_path, no_model):
+    """A row with fewer label negatives than cls_neg_num trains on the ones it has (min(K, available), the
+    reference's rule; tests/test_full_mode.py); an empty list is still refused: the loss would have nothing."""
+    def empty(rows):
+        rows[0]["text_neg"] = []
+    paths, f = edit(tmp_path, "cls", empty)
+    refused(tmp_path, paths, f + r": row 1: field 'text_neg': empty: a classification row needs at least one "
+                                 r"negative label", cls_neg_num=3)
 
 
 def test_dataset_smaller_than_one_batch(tmp_path, no_model):

@@ -6,7 +6,8 @@ import re
 import pytest
 
 SECTIONS = ["## Machine", "## Goals", "## 1. Training step", "## 2. Matryoshka overhead", "## 3. Evaluation encoding",
-            "## 4. Cost growth", "## 5. Hardware ceiling", "## 7. Course timing", "## Run time per section"]
+            "## 4. Cost growth", "## 5. Hardware ceiling", "## 7. Course timing", "## 8. The real model: e5-small",
+            "## Run time per section"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,7 @@ def test_results_file_has_every_section_and_parsable_numbers(quick_run):
     # a goal row per goal, each saying yes or no
     goals = [line for line in text.splitlines()
              if line.startswith("| ") and ("| yes |" in line or "| **no** |" in line)]
-    assert len(goals) == 4
+    assert len(goals) == 5  # 4 on the toy + piccolo_lib vs plain sentence-transformers on e5-small
     for name, section in store["sections"].items():
         assert section.get("error") is None, (name, section.get("error"))
 
@@ -75,6 +76,22 @@ def test_rows_encoded_are_the_expected_counts(quick_run):
                 assert p["b"] < p["rows"] <= p["b"] + 10
         else:
             assert p["rows"] == expected, p
+
+
+@pytest.mark.slow
+def test_real_model_section_counts_and_losses(quick_run):
+    _, store = quick_run
+    d = store["sections"]["real_model"]["data"]
+    steps = d["steps"]
+    # e5-small: 117,653,760 parameters (BERT pooler included), 96,014,208 of them word embeddings; head 384 -> 672
+    assert steps["e5-small"]["word embeddings frozen"]["trainable"] == 117_653_760 - 96_014_208 + 384 * 672 + 672
+    assert steps["offline-bert"]["all parameters"]["trainable"] < 2_000_000
+    v = d["versus"]
+    assert v["params"]["all"] == steps["e5-small"]["word embeddings frozen"]["trainable"]
+    for pair in v["losses"]["pairs"]:  # same batches, same weights: the same loss where the recipes agree
+        assert pair["max_abs_diff"] < 1e-4, pair
+    for name, r in v["recipes"].items():
+        assert all(x > 0 for x in r["rows"].values()), name
 
 
 @pytest.mark.slow

@@ -80,7 +80,7 @@ def test_trust_remote_code_is_off_unless_asked(monkeypatch):
             model_module.build_model("offline-bert", trust_remote_code=flag)
     off, on = seen
     assert "trust_remote_code" not in str(off)  # transformers and sentence-transformers default to off
-    assert on["model_kwargs"] == {"trust_remote_code": True} == on["config_kwargs"]
+    assert on["model_kwargs"]["trust_remote_code"] is True and on["config_kwargs"] == {"trust_remote_code": True}
 
 
 def test_a_trained_model_folder_is_safetensors_only(tmp_path):

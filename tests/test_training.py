@@ -92,8 +92,8 @@ def test_cli_overrides_after_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", config, "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="unknown key 'epoch'; did you mean 'epochs'"):
-        main(["train", config, "--mode", "quick", "epoch=1"])
+    assert main(["train", config, "--mode", "quick", "epoch=1"]) == 1  # one line, no traceback (issue 15)
+    assert capsys.readouterr().err.startswith(f"piccolo train: {config}: unknown key 'epoch'; did you mean 'epochs'")
 
 
 @pytest.mark.parametrize("name", ["quickstart.yaml", "quickstart-toy.yaml", "quickstart-full.yaml", "piccolo2-large-zh.yaml"])

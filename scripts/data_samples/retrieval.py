@@ -22,12 +22,29 @@ in any train file:
     queries {"id": "q1", "text"}, corpus {"id": "d1", "text"},
     qrels {"query_id", "corpus_id", "score": 1}.  Each query (both wordings of
     every item) has exactly one relevant passage.  The corpus holds every
-    passage of the eval-retrieval topics (siblings are hard distractors) and,
-    if that is under MIN_CORPUS passages, the eval-reranking passages as extra
-    distractors.
+    passage of the eval-retrieval topics (siblings are hard distractors) and
+    the near-miss families' passages (below); the eval-reranking passages are
+    no longer added (MIN_CORPUS only applies without near-miss families).
 * eval-reranking  -> data_samples/eval/reranking.jsonl
     {"query", "positive": [passage], "negative": [5-7 passages]}: the sibling
     passages plus passages of other eval-reranking topics of the same domain.
+
+Near-miss families (``retrieval_content/nearmiss_*.py``, 20 families, 4 per domain) add what the
+topics above lack: passages that share a template and differ only in the entity or its figures.  A family
+is entities x aspects; one passage per (entity, aspect), its figures drawn with a fixed seed.  Queries
+name the entity by its passage name or by an alias (``ALIASES``: "给孩子吃的清瑞感冒颗粒" for
+清瑞儿童感冒颗粒) that rewords the condition telling it from its near-miss twin.  Half the passages end,
+as FAQ pages do, with a "相关问题：" line that names another question about the same entity without
+answering it: a passage can contain the words of a query and still not answer it.  Whole
+families go to one split (NEARMISS_SPLITS), so train and eval never share a family, entity list or template:
+
+* 2 families per domain -> eval retrieval: all 40 passages of each join the corpus (same-entity and
+  same-question near-misses of every near-miss query, and same-domain distractors for the topic
+  queries); NEARMISS_EVAL_QUERIES (entity, aspect) pairs per family become queries (one wording each).
+* 1 family per domain -> eval reranking: NEARMISS_RERANK_QUERIES rows per family, candidates = the
+  positive, 3 passages of the same entity (other questions) and 3 of the same question (other entities).
+* 1 family per domain -> train/retrieval.jsonl: one row per (entity, aspect), one wording, negatives =
+  2 same-entity + 2 same-question passages, so fine-tuning sees the same kind of near-miss.
 
 Run from the repository root:  python3 scripts/data_samples/retrieval.py
 Standard library only; the output is deterministic.
@@ -53,20 +70,39 @@ DOMAINS = {
 # Topics per domain for each split (each domain has 30 topics).
 SPLIT_SIZES = [("train_retrieval", 10), ("train_reranking", 5), ("eval_retrieval", 10), ("eval_reranking", 5)]
 MIN_CORPUS = 300
+NEARMISS_MODULES = ["nearmiss_1", "nearmiss_2"]
+NEARMISS_SEED = 20240608
+TOPIC_RELATED = 0.75  # share of topic passages ending with a "相关问题" line (own stream: RELATED_SEED)
+RELATED_SEED = 20240609  # its own stream: the topic-based rows do not change when families are edited
+NEARMISS_SPLITS = {  # family name -> split (per domain: 2 eval retrieval, 1 eval reranking, 1 train)
+    "家电售后": "eval_retrieval", "电商会员权益": "eval_retrieval", "快递资费时效": "eval_reranking", "手机参数与维修": "train",
+    "信用卡费用": "eval_retrieval", "银行理财产品": "eval_retrieval", "个人贷款产品": "eval_reranking", "保险产品条款": "train",
+    "非处方药说明": "eval_retrieval", "医院门诊信息": "eval_retrieval", "体检套餐": "eval_reranking", "城市医保待遇": "train",
+    "人才落户与补贴": "eval_retrieval", "公积金贷款政策": "eval_retrieval", "生育支持政策": "eval_reranking", "电动自行车管理": "train",
+    "健身房门店": "eval_retrieval", "景区游览": "eval_retrieval", "图书馆服务": "eval_reranking", "家政服务": "train",
+}
+NEARMISS_EVAL_QUERIES = 20  # near-miss retrieval queries per eval family (of 40 pairs)
+NEARMISS_RERANK_QUERIES = 20  # near-miss reranking rows per eval family
+NEARMISS_RELATED = 1.0  # share of near-miss passages ending with a "相关问题" line naming another question
 TRAIN_NEG_MIN = 3
 TRAIN_NEG_MAX = 4
 EVAL_NEG_MIN, EVAL_NEG_MAX = 5, 7
 
 
-def load_topics() -> dict:
-    """{domain: [topic, ...]} with every topic tagged by its domain."""
+def load_topics(rng: random.Random | None = None) -> dict:
+    """{domain: [topic, ...]} with every topic tagged by its domain. With ``rng``, a TOPIC_RELATED share
+    of the passages end with a "相关问题：" line naming a sibling item's question (not answered there)."""
     out = {}
     for domain, modules in DOMAINS.items():
         topics = []
         for name in modules:
             module = importlib.import_module(f"retrieval_content.{name}")
             for topic in module.TOPICS:
-                topics.append({**topic, "domain": domain})
+                items = [dict(it) for it in topic["items"]]
+                for it in items if rng else []:
+                    if rng.random() < TOPIC_RELATED:
+                        it["p"] += "相关问题：" + rng.choice(rng.choice([o for o in topic["items"] if o["p"] != it["p"]])["q"])
+                topics.append({**topic, "items": items, "domain": domain})
         out[domain] = topics
     return out
 
@@ -139,6 +175,79 @@ def eval_reranking(topics: list, rng: random.Random) -> list:
     return rows
 
 
+def load_families(rng: random.Random) -> dict:
+    """{split: [family, ...]}; each family gets ``cells``: {(entity, aspect index): passage}."""
+    out = {"eval_retrieval": [], "eval_reranking": [], "train": []}
+    for name in NEARMISS_MODULES:
+        module = importlib.import_module(f"retrieval_content.{name}")
+        for fam in module.FAMILIES:
+            fam = {**fam, "aliases": {e: module.ALIASES.get(e, []) for e in fam["entities"]}}
+            cells = {}
+            for e in fam["entities"]:
+                for k, aspect in enumerate(fam["aspects"]):
+                    values = {slot: rng.choice(options) for slot, options in sorted(aspect["slots"].items())}
+                    cells[(e, k)] = aspect["p"].format(e=e, **values)
+                    if rng.random() < NEARMISS_RELATED:  # an FAQ-style pointer to another question, unanswered
+                        other = rng.choice([a for j, a in enumerate(fam["aspects"]) if j != k])
+                        cells[(e, k)] += "相关问题：" + rng.choice(other["q"]).format(e=e)
+            out[NEARMISS_SPLITS[fam["name"]]].append({**fam, "cells": cells})
+    texts = [p for fams in out.values() for f in fams for p in f["cells"].values()]
+    if len(texts) != len(set(texts)):
+        raise SystemExit("near-miss passages are not all distinct")
+    return out
+
+
+def near_misses(fam: dict, e: str, k: int, n_entity: int, n_aspect: int, rng: random.Random) -> list:
+    """Passages of the same entity (other aspects) and of the same aspect (other entities)."""
+    same_entity = [fam["cells"][(e, j)] for j in range(len(fam["aspects"])) if j != k]
+    same_aspect = [fam["cells"][(o, k)] for o in fam["entities"] if o != e]
+    return rng.sample(same_entity, n_entity) + rng.sample(same_aspect, n_aspect)
+
+
+def nearmiss_queries(fam: dict, n: int | None, rng: random.Random) -> list:
+    """[(query, entity, aspect index)]: n (entity, aspect) pairs (all if None), one wording each; the
+    entity is named by its passage name or one of its aliases (chosen at random)."""
+    pairs = sorted(fam["cells"])
+    if n is not None:
+        pairs = rng.sample(pairs, n)
+    return [(rng.choice(fam["aspects"][k]["q"]).format(e=rng.choice([e] + fam["aliases"][e])), e, k)
+            for e, k in pairs]
+
+
+def nearmiss_train_rows(families: list, rng: random.Random) -> list:
+    rows = []
+    for fam in families:
+        for q, e, k in nearmiss_queries(fam, None, rng):
+            negs = near_misses(fam, e, k, 2, 2, rng)
+            rng.shuffle(negs)
+            rows.append({"text": q, "text_pos": fam["cells"][(e, k)], "text_neg": negs, "type": "retri_contrast"})
+    return rows
+
+
+def nearmiss_rerank_rows(families: list, rng: random.Random) -> list:
+    rows = []
+    for fam in families:
+        for q, e, k in nearmiss_queries(fam, NEARMISS_RERANK_QUERIES, rng):
+            negs = near_misses(fam, e, k, 3, 3, rng)
+            rng.shuffle(negs)
+            rows.append({"query": q, "positive": [fam["cells"][(e, k)]], "negative": negs})
+    return rows
+
+
+def add_nearmiss_retrieval(queries: list, corpus: list, qrels: list, families: list, rng: random.Random) -> tuple:
+    """The topic-based retrieval split plus the near-miss families' passages and queries, ids renumbered."""
+    passages = [d["text"] for d in corpus] + [p for f in families for p in f["cells"].values()]
+    by_id = {d["id"]: d["text"] for d in corpus}
+    pairs = [(q["text"], by_id[r["corpus_id"]]) for q, r in zip(queries, qrels)]
+    pairs += [(q, f["cells"][(e, k)]) for f in families for q, e, k in nearmiss_queries(f, NEARMISS_EVAL_QUERIES, rng)]
+    rng.shuffle(passages)
+    rng.shuffle(pairs)
+    doc_id = {p: f"d{i}" for i, p in enumerate(passages, start=1)}
+    queries = [{"id": f"q{i}", "text": q} for i, (q, _) in enumerate(pairs, start=1)]
+    qrels = [{"query_id": f"q{i}", "corpus_id": doc_id[p], "score": 1} for i, (_, p) in enumerate(pairs, start=1)]
+    return queries, [{"id": doc_id[p], "text": p} for p in passages], qrels
+
+
 def write_jsonl(path: Path, rows: list) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", encoding="utf-8", newline="\n") as f:
@@ -148,16 +257,22 @@ def write_jsonl(path: Path, rows: list) -> None:
 
 
 def main() -> None:
-    rng = random.Random(SEED)
-    splits = split_topics(load_topics(), rng)
+    rng, nm_rng = random.Random(SEED), random.Random(NEARMISS_SEED)
+    splits = split_topics(load_topics(random.Random(RELATED_SEED)), rng)
+    families = load_families(nm_rng)
     train_dir, eval_dir = ROOT / "data_samples" / "train", ROOT / "data_samples" / "eval"
-    write_jsonl(train_dir / "retrieval.jsonl", train_rows(splits["train_retrieval"], rng))
+    retrieval_rows = train_rows(splits["train_retrieval"], rng) + nearmiss_train_rows(families["train"], nm_rng)
+    nm_rng.shuffle(retrieval_rows)
+    write_jsonl(train_dir / "retrieval.jsonl", retrieval_rows)
     write_jsonl(train_dir / "reranking.jsonl", train_rows(splits["train_reranking"], rng))
-    queries, corpus, qrels = eval_retrieval(splits["eval_retrieval"], splits["eval_reranking"], rng)
+    queries, corpus, qrels = eval_retrieval(splits["eval_retrieval"], [], rng)  # near-miss passages fill the corpus
+    queries, corpus, qrels = add_nearmiss_retrieval(queries, corpus, qrels, families["eval_retrieval"], nm_rng)
     write_jsonl(eval_dir / "retrieval_queries.jsonl", queries)
     write_jsonl(eval_dir / "retrieval_corpus.jsonl", corpus)
     write_jsonl(eval_dir / "retrieval_qrels.jsonl", qrels)
-    write_jsonl(eval_dir / "reranking.jsonl", eval_reranking(splits["eval_reranking"], rng))
+    rerank_rows = eval_reranking(splits["eval_reranking"], rng) + nearmiss_rerank_rows(families["eval_reranking"], nm_rng)
+    nm_rng.shuffle(rerank_rows)
+    write_jsonl(eval_dir / "reranking.jsonl", rerank_rows)
 
 
 if __name__ == "__main__":
