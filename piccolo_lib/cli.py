@@ -13,6 +13,7 @@
     piccolo backbone build {e5-small,offline-bert,offline-decoder} [--out DIR] [--seed N]
     piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--strip]
     piccolo env
+    piccolo merge A B [C ...] OUT [--weights 0.3,0.7] [--method linear|slerp]
 
 Heavy imports happen after the mode is resolved, so quick mode's offline switches are set before
 any Hugging Face library reads them.
@@ -84,7 +85,32 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--strip", action="store_true", help="strip outputs and widget state from the notebooks, run nothing")
 
     sub.add_parser("env", help="print versions, device, online/offline, available backbones")
+    _add_merge_parser(sub)
     return p
+
+
+def _add_merge_parser(sub: argparse._SubParsersAction) -> None:
+    """``piccolo merge A B [C ...] OUT`` (piccolo_lib.merging, notebooks/07_ablation.ipynb)."""
+    mg = sub.add_parser("merge", help="merge sentence-transformers models of one architecture (average or slerp)")
+    mg.add_argument("paths", nargs="+", metavar="MODEL ... OUT", help="two or more model folders, then the output folder")
+    mg.add_argument("--weights", default=None, help="comma-separated, one per model, e.g. 0.3,0.7 (default equal; normalised)")
+    mg.add_argument("--method", default="linear", choices=["linear", "slerp"])
+
+
+def _cmd_merge(args: argparse.Namespace) -> int:
+    from .merging import MergeError, merge_models
+
+    if len(args.paths) < 3:
+        print("piccolo merge: need at least two models and an output folder", file=sys.stderr)
+        return 1
+    try:
+        weights = [float(w) for w in args.weights.split(",")] if args.weights else None
+        out = merge_models(args.paths[:-1], args.paths[-1], weights, args.method)
+    except MergeError as err:
+        print(f"piccolo merge: {err}", file=sys.stderr)
+        return 1
+    print(f"merged ({args.method}): {out}")
+    return 0
 
 
 def _cmd_env() -> int:
@@ -242,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> int:
+    if args.cmd == "merge":  # `piccolo merge A B --method slerp OUT`: OUT after the options
+        args.paths, extra = args.paths + [x for x in extra if not x.startswith("-")], [x for x in extra if x.startswith("-")]
     stray = [x for x in extra if x.startswith("-") or "=" not in x or not hasattr(args, "overrides")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
@@ -253,6 +281,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
         return _cmd_env()
     if args.cmd == "course":
         return _cmd_course(args)
+    if args.cmd == "merge":
+        return _cmd_merge(args)
     if getattr(args, "mode", None):
         runtime.setup(args.mode)
     if args.cmd == "quickstart":

@@ -85,6 +85,15 @@ class TrainConfig:
     deepspeed: str | None = None
     device: str = "auto"  # auto | cpu | cuda
     mode: str = "auto"  # quick | full | auto
+    # -- issue 16: beyond the anchors --
+    gradient_cache: bool = False  # GradCache: whole-batch loss, activations of gradient_cache_minibatch rows at a time
+    gradient_cache_minibatch: int = 32  # rows per chunk when gradient_cache is on (memory ~ this, not batch_size)
+    refresh_negatives_every: int = 0  # > 0: every N steps re-score retrieval negatives, replace too-easy ones (Conan)
+    refresh_range_min: int | None = None  # rank window of replacements; None: the report's 50-100 scaled to the corpus
+    refresh_range_max: int | None = None
+    refresh_threshold: float = 0.05  # a negative is too easy when cos(q, neg) < cos(q, pos) - this (5 tau at 0.01)
+    false_negative_masking: str = "text"  # text (same text as the positive) | margin (also near/above it) | off
+    false_negative_margin: float = 0.0  # margin mode: drop candidates with cos > cos(q, pos) - margin (Qwen3: -0.1)
 
 
 # keys whose value must be one of a few words (a typo is refused with the list)

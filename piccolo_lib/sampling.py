@@ -145,6 +145,9 @@ class PiccoloCollator:
     state: EpochState = field(default_factory=EpochState)
     valid_label_columns: list[str] = field(default_factory=lambda: ["label"])
     _warned: set = field(default_factory=set)
+    # (dataset, row index) -> negatives replacing the row's text_neg (piccolo_lib.refresh, during training)
+    negative_overrides: dict = field(default_factory=dict)
+    batches_built: int = 0  # batches collated by this process (refresh dates its lists by it)
 
     def _tok(self, texts: list[str], max_len: int, prompt: str = "") -> dict[str, torch.Tensor]:
         return self.preprocess_fn([prompt + t for t in texts], max_length=max_len)
@@ -155,7 +158,8 @@ class PiccoloCollator:
     def _negatives(self, name: str, rows: list[dict], k: int) -> list[list[str]]:
         out = []
         for row in rows:
-            pool = [n for n in row["text_neg"] if n != row["_pos"]]
+            negs = self.negative_overrides.get((name, row["_row"]), row["text_neg"])
+            pool = [n for n in negs if n != row["_pos"]]
             if len(pool) < k and (name, "few") not in self._warned:
                 self._warned.add((name, "few"))
                 warnings.warn(f"dataset {name!r}: a row has {len(pool)} negatives < neg_num={k}; "
@@ -174,6 +178,7 @@ class PiccoloCollator:
         return out
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor | str]:
+        self.batches_built += 1
         name = rows[0]["dataset_name"]
         spec = self.specs[name]
         for row in rows:

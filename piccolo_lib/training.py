@@ -63,8 +63,11 @@ def _mean_over_ranks(total: float, count: int, device) -> float:
     return total / count if count else float("nan")
 
 
-def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
-    """A TrainerCallback writing one JSON line per optimizer step (rank 0 only)."""
+def make_callback(tracker: list, metrics_path: Path, rows_per_step: int, extras: dict | None = None):
+    """A TrainerCallback writing one JSON line per optimizer step (rank 0 only).
+
+    ``extras``: filled by other callbacks during the step (e.g. ``negatives_refreshed``), merged into the line.
+    """
     from transformers import TrainerCallback
 
     class MetricsLogger(TrainerCallback):
@@ -74,6 +77,9 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
         def on_step_end(self, args, state, control, **kwargs):
             entries, tracker[:] = list(tracker), []
             loss = _mean_over_ranks(sum(e[2] for e in entries), len(entries), args.device)  # every rank calls it
+            extra = dict(extras or {})
+            if extras:
+                extras.clear()
             if not state.is_world_process_zero or not entries:
                 return
             sched = kwargs.get("lr_scheduler")
@@ -84,6 +90,7 @@ def make_callback(tracker: list, metrics_path: Path, rows_per_step: int):
                 "loss": loss,
                 "lr": sched.get_last_lr()[0] if sched is not None else None,
                 "samples_per_second": round(rows_per_step / dt, 2) if dt > 0 else None,
+                **extra,
             }
             if args.device.type == "cuda":  # peak memory of this process since the run started
                 import torch
@@ -117,6 +124,33 @@ def warn_small_datasets(sets: list, cfg: TrainConfig, world_size: int) -> list[s
     return messages
 
 
+def _refresh_callback(cfg: TrainConfig, model, sets, hard_negatives: dict, collator, events: dict):
+    """The negative-refresh callback (piccolo_lib.refresh) when ``refresh_negatives_every`` > 0, else None."""
+    if cfg.refresh_negatives_every <= 0:
+        return None
+    from .refresh import make_refresh_callback
+
+    datasets = {s.name: s.dataset.to_list() for s in sets
+                if s.task_type == "retri_contrast" and hard_negatives[s.name] > 0}
+    return make_refresh_callback(model, datasets, collator, every=cfg.refresh_negatives_every,
+                                 threshold=cfg.refresh_threshold, range_min=cfg.refresh_range_min,
+                                 range_max=cfg.refresh_range_max, seed=cfg.seed, events=events,
+                                 batches_per_step=cfg.grad_accum)
+
+
+def _check_knobs(cfg: TrainConfig) -> None:
+    """Issue-16 knobs with a wrong value are a clear error before anything is built."""
+    from .losses import FALSE_NEGATIVE_MODES
+
+    if cfg.false_negative_masking not in FALSE_NEGATIVE_MODES:
+        raise ConfigError(f"false_negative_masking must be one of {FALSE_NEGATIVE_MODES}, "
+                          f"got {cfg.false_negative_masking!r}")
+    if cfg.gradient_cache and cfg.gradient_cache_minibatch < 1:
+        raise ConfigError(f"gradient_cache_minibatch must be >= 1 with gradient_cache, got {cfg.gradient_cache_minibatch}")
+    if cfg.refresh_negatives_every and (cfg.refresh_range_min is None) != (cfg.refresh_range_max is None):
+        raise ConfigError("set both refresh_range_min and refresh_range_max, or neither (the default window)")
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train and save. Returns the folder of the final SentenceTransformer model.
 
@@ -132,6 +166,7 @@ def train(cfg: TrainConfig) -> Path:
                         freeze_for_speed, freeze_position_embeddings, load_projection, merge_lora)
     from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
 
+    _check_knobs(cfg)
     sets = load_train_sets([resolve_path(p) for p in cfg.data], root=cfg.data_root and resolve_path(cfg.data_root),
                            neg_num={"retri_contrast": cfg.neg_num, "cls_contrast": cfg.cls_neg_num,
                                     **cfg.dataset_neg_num}, batch_size=cfg.batch_size)
@@ -192,7 +227,10 @@ def train(cfg: TrainConfig) -> Path:
         hp = cfg.losses.get(s.task_type, {})
         losses[s.name] = PiccoloLoss(model, s.task_type, mrl_dims=dims, dataset_name=s.name, tracker=tracker,
                                      temperature=hp.get("temperature"), weight=hp.get("weight"),
-                                     cross_device=cfg.cross_device_negatives)
+                                     cross_device=cfg.cross_device_negatives,
+                                     false_negatives=cfg.false_negative_masking,
+                                     false_negative_margin=cfg.false_negative_margin,
+                                     gradient_cache_minibatch=cfg.gradient_cache_minibatch if cfg.gradient_cache else 0)
         train_sets[s.name] = s.dataset.add_column("_row", list(range(len(s.dataset))))
     state = EpochState()
     collator = PiccoloCollator(model.preprocess, specs, seed=cfg.seed, query_max_len=cfg.query_max_len,
@@ -215,13 +253,16 @@ def train(cfg: TrainConfig) -> Path:
         multi_dataset_batch_sampler=sampler, remove_unused_columns=False, deepspeed=cfg.deepspeed,
         dataloader_num_workers=0,  # the collator reads the epoch from the sampler's shared state
     )
-    callback = make_callback(tracker, metrics_path, cfg.batch_size * world_size * cfg.grad_accum)
+    events: dict = {}
+    callback = make_callback(tracker, metrics_path, cfg.batch_size * world_size * cfg.grad_accum, events)
+    extra_callbacks = [_refresh_callback(cfg, model, sets, hard_negatives, collator, events)]
     # checkpoints are written to tmp-checkpoint-N and renamed into place (piccolo_lib.checkpoints)
     trainer_cls = type("PiccoloTrainer", (AtomicCheckpoints, SentenceTransformerTrainer), {})
     with stop_on_sigterm() as received_sigterm:
         on_sigterm = sigterm_callback(received_sigterm)
         trainer = trainer_cls(model=model, args=args, train_dataset=DatasetDict(train_sets), loss=losses,
-                              data_collator=collator, callbacks=[callback, on_sigterm, *loggers])
+                              data_collator=collator,
+                              callbacks=[*filter(None, extra_callbacks), callback, on_sigterm, *loggers])
         if rank0:
             remove_incomplete(out / "checkpoints")  # a run killed while saving: never resumed from
         last = last_checkpoint(out / "checkpoints") if cfg.resume else None

@@ -2,9 +2,10 @@
 
 A bad row found at step 40,000 of a multi-GPU run wastes hours, and a NaN score silently turns the
 CoSENT loss into NaN. :func:`validate` checks a dataset against its record type
-(:mod:`piccolo_lib.data`) and returns one message per problem. Two implementations of the same rules:
+(:mod:`piccolo_lib.data`) and returns one message per problem. The rules are written once, as data
+(:data:`RULES`), and read by two interpreters:
 
-* :func:`_check_row`, one row in plain Python: the reference, and the source of every message;
+* :func:`_check_row`, one row in plain Python: the source of every message;
 * :func:`_bad_rows`, whole Arrow columns with ``pyarrow.compute`` kernels: finds the bad rows of a
   large dataset without a Python loop over rows; :func:`_check_row` then words the messages.
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
@@ -44,54 +46,82 @@ def _missing(row: dict, field: str) -> str:
     return f"missing (or null){f'; the row has {close[0]!r}: misspelled?' if close else ''}"
 
 
+# ---------------------------------------------------------------- the rule set, written once
+# Every check is a row of RULES. Two interpreters read it: _check_row (one row in Python: it words
+# the messages) and _bad_rows (whole Arrow columns: it finds the bad rows of a large file fast). A new
+# rule of an existing kind is one line here; a new kind needs a branch in each interpreter, and
+# tests/test_data.py runs both on the same tricky rows.
+#   field kinds:  text       a non-empty string
+#                 texts      a list of non-empty strings
+#                 text|texts a non-empty string, or a non-empty list of them
+#                 number     a finite number (not a bool)
+#   row kinds:    gold_not_negative  text_neg must not contain text_pos (a string)
+#                 negatives          text_neg must not be empty (always, or when neg_num > 0)
+
+
+@dataclass(frozen=True)
+class Rule:
+    field: str
+    kind: str
+    when: str = "always"  # "always" | "neg_num" (only when neg_num > 0)
+
+
+_TEXT_PAIR = [Rule("text", "text")]
+RULES: dict[str, list[Rule]] = {
+    "retri_contrast": _TEXT_PAIR + [Rule("text_pos", "text|texts"), Rule("text_neg", "texts"),
+                                    Rule("text_neg", "negatives", when="neg_num")],
+    "cosent": _TEXT_PAIR + [Rule("text_pair", "text"), Rule("label", "number")],
+    # fewer than cls_neg_num negatives is fine: each row takes min(K, available), as the reference does
+    "cls_contrast": _TEXT_PAIR + [Rule("text_pos", "text|texts"), Rule("text_neg", "texts"),
+                                  Rule("text_neg", "gold_not_negative"), Rule("text_neg", "negatives")],
+}
+_EXPECTED = {"text": "a non-empty string", "texts": "a list of non-empty strings",
+             "text|texts": "a non-empty string or list of strings", "number": "a finite number"}
+
+
+def _row_problem(rule: Rule, row: dict, task_type: str, neg_num: int) -> str | None:
+    """The message for one rule on one row, or None when the row passes it."""
+    value = row.get(rule.field)
+    kind = rule.kind
+    if kind in _EXPECTED:
+        if value is None:
+            return _missing(row, rule.field)
+        ok = {"text": lambda v: _is_text(v),
+              "texts": lambda v: isinstance(v, list) and all(_is_text(x) for x in v),
+              "text|texts": lambda v: _is_text(v) or (isinstance(v, list) and bool(v) and all(_is_text(x) for x in v)),
+              "number": lambda v: not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)}[kind]
+        return None if ok(value) else f"expected {_EXPECTED[kind]}, got {value!r}"
+    if not isinstance(value, list) or not all(_is_text(x) for x in value):
+        return None  # the field rule has already said what is wrong
+    pos = row.get("text_pos")
+    if kind == "gold_not_negative":
+        return f"contains the gold label {pos!r}" if isinstance(pos, str) and pos in value else None
+    if kind == "negatives" and not value:
+        if task_type == "cls_contrast":
+            return "empty: a classification row needs at least one negative label"
+        return (f"empty, but neg_num={neg_num}; give negatives or set neg_num=0 (in-batch negatives only)")
+    return None
+
+
 def _check_row(row: dict, task_type: str, neg_num: int) -> list[tuple[str, str]]:
-    """Problems of one row as (field, message) pairs: the reference for :func:`_bad_rows`."""
-    problems = []
-
-    def text(field: str) -> None:
-        value = row.get(field)
-        if not _is_text(value):
-            problems.append((field, _missing(row, field) if value is None else
-                             f"expected a non-empty string, got {value!r}"))
-
-    text("text")
-    if task_type == "cosent":
-        text("text_pair")
-        label = row.get("label")
-        if label is None:
-            problems.append(("label", _missing(row, "label")))
-        elif isinstance(label, bool) or not isinstance(label, (int, float)) or not math.isfinite(label):
-            problems.append(("label", f"expected a finite number, got {label!r}"))
-        return problems
-    pos, neg = row.get("text_pos"), row.get("text_neg")
-    pos_list = pos if isinstance(pos, list) else [pos]
-    if pos is None:
-        problems.append(("text_pos", _missing(row, "text_pos")))
-    elif not pos_list or not all(_is_text(p) for p in pos_list):
-        problems.append(("text_pos", f"expected a non-empty string or list of strings, got {pos!r}"))
-    if neg is None:
-        problems.append(("text_neg", _missing(row, "text_neg")))
-    elif not isinstance(neg, list) or not all(_is_text(n) for n in neg):
-        problems.append(("text_neg", f"expected a list of non-empty strings, got {neg!r}"))
-    elif task_type == "cls_contrast" and isinstance(pos, str) and pos in neg:
-        problems.append(("text_neg", f"contains the gold label {pos!r}"))
-    elif task_type == "cls_contrast" and not neg:  # fewer than cls_neg_num is fine: min(K, available) per row
-        problems.append(("text_neg", "empty: a classification row needs at least one negative label"))
-    elif neg_num > 0 and not neg:
-        problems.append(("text_neg", f"empty, but neg_num={neg_num}; give negatives or set neg_num=0 "
-                                     "(in-batch negatives only)"))
+    """Problems of one row as (field, message) pairs, at most one per field (its first failing rule)."""
+    problems, failed = [], set()
+    for rule in RULES[task_type]:
+        if rule.field in failed or (rule.when == "neg_num" and neg_num <= 0):
+            continue
+        message = _row_problem(rule, row, task_type, neg_num)
+        if message:
+            problems.append((rule.field, message))
+            failed.add(rule.field)
     return problems
 
 
 def _bad_rows(ds: datasets.Dataset, task_type: str, neg_num: int, limit: int,
               batch_rows: int = 1 << 16) -> list[int]:
-    """Indices of the first ``limit`` rows that :func:`_check_row` refuses, found with Arrow compute
-    kernels over whole columns instead of a Python loop over rows (the loop dominated the time
-    ``piccolo data validate`` took on 1M rows; see benchmarks/validate_speed.py).
-
-    Mirrors :func:`_check_row` (tests/test_data.py checks both refuse the same tricky rows); blank means
-    empty after Unicode whitespace trimming, which for Arrow and ``str.strip`` is the same set of
-    code points.
+    """Indices of the first ``limit`` rows that :func:`_check_row` refuses, found by interpreting RULES with
+    Arrow compute kernels over whole columns instead of a Python loop over rows (the loop dominated the time
+    ``piccolo data validate`` took on 1M rows; see benchmarks/validate_speed.py). Blank means empty after
+    Unicode whitespace trimming, which for Arrow and ``str.strip`` is the same set of code points.
     """
     import numpy as np
     import pyarrow as pa
@@ -100,60 +130,64 @@ def _bad_rows(ds: datasets.Dataset, task_type: str, neg_num: int, limit: int,
     def is_string(t: pa.DataType) -> bool:
         return pa.types.is_string(t) or pa.types.is_large_string(t)
 
+    def is_list(t: pa.DataType) -> bool:
+        return pa.types.is_list(t) or pa.types.is_large_list(t)
+
     def blank(arr: pa.Array) -> np.ndarray:  # (n,) True where not a non-blank string
         if not is_string(arr.type):  # numbers, lists, or all null: every row fails
             return np.ones(len(arr), bool)
         empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(arr)), 0)
         return pc.fill_null(empty, True).to_numpy(zero_copy_only=False)
 
-    def list_bad(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array]:
-        """(row has a bad element or is null, parent row of each element, element count, flat values)."""
+    def list_bad(arr: pa.Array) -> np.ndarray:  # (n,) True where null, or an element is not a non-blank string
         bad = pc.is_null(arr).to_numpy(zero_copy_only=False).copy()
         flat, parents = pc.list_flatten(arr), pc.list_parent_indices(arr).to_numpy()
         if len(flat) and not is_string(flat.type):
             bad[parents] = True
         elif len(flat):
             bad[parents[blank(flat)]] = True
-        return bad, parents, pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False), flat
+        return bad
 
+    def lengths(arr: pa.Array) -> np.ndarray:
+        return pc.fill_null(pc.list_value_length(arr), 0).to_numpy(zero_copy_only=False)
+
+    def fails(rule: Rule, col) -> np.ndarray:
+        arr = col(rule.field)
+        if rule.kind == "text":
+            return blank(arr)
+        if rule.kind == "texts":
+            return list_bad(arr) if is_list(arr.type) else np.ones(len(arr), bool)
+        if rule.kind == "text|texts":
+            return (list_bad(arr) | (lengths(arr) == 0)) if is_list(arr.type) else blank(arr)
+        if rule.kind == "number":
+            if pa.types.is_integer(arr.type):
+                return pc.is_null(arr).to_numpy(zero_copy_only=False)
+            if pa.types.is_floating(arr.type):
+                return ~pc.fill_null(pc.is_finite(arr), False).to_numpy(zero_copy_only=False)
+            return np.ones(len(arr), bool)
+        if not is_list(arr.type):
+            return np.zeros(len(arr), bool)  # the field rule refuses these rows
+        if rule.kind == "negatives":
+            return lengths(arr) == 0
+        if rule.kind == "gold_not_negative":
+            pos, out = col("text_pos"), np.zeros(len(arr), bool)
+            flat, parents = pc.list_flatten(arr), pc.list_parent_indices(arr).to_numpy()
+            if is_string(pos.type) and len(flat) and is_string(flat.type):
+                same = pc.fill_null(pc.equal(flat, pc.take(pos, pa.array(parents))), False)
+                out[parents[same.to_numpy(zero_copy_only=False)]] = True
+            return out
+        raise ValueError(f"no Arrow interpreter for rule kind {rule.kind!r}")
+
+    rules = [r for r in RULES[task_type] if r.when == "always" or neg_num > 0]
     found: list[int] = []
     offset = 0
     for table in ds.with_format("arrow").iter(batch_size=batch_rows):
         for rb in table.to_batches():
-            n, col = rb.num_rows, rb.column
-            bad = blank(col("text"))
-            if task_type == "cosent":
-                bad |= blank(col("text_pair"))
-                label = col("label")
-                if pa.types.is_integer(label.type):
-                    bad |= pc.is_null(label).to_numpy(zero_copy_only=False)
-                elif pa.types.is_floating(label.type):
-                    bad |= ~pc.fill_null(pc.is_finite(label), False).to_numpy(zero_copy_only=False)
-                else:
-                    bad[:] = True
-            else:
-                pos, neg = col("text_pos"), col("text_neg")
-                if pa.types.is_list(pos.type) or pa.types.is_large_list(pos.type):
-                    pos_bad, _, pos_len, _ = list_bad(pos)
-                    bad |= pos_bad | (pos_len == 0)
-                    pos = None  # a list of positives: no gold-label checks (the reference takes one label)
-                else:
-                    bad |= blank(pos)
-                    pos = pos if is_string(pos.type) else None
-                if pa.types.is_list(neg.type) or pa.types.is_large_list(neg.type):
-                    neg_bad, parents, neg_len, flat = list_bad(neg)
-                    bad |= neg_bad
-                    if task_type == "cls_contrast":
-                        bad |= neg_len == 0
-                        if pos is not None and len(flat) and is_string(flat.type):
-                            same = pc.fill_null(pc.equal(flat, pc.take(pos, pa.array(parents))), False)
-                            bad[parents[same.to_numpy(zero_copy_only=False)]] = True
-                    elif neg_num > 0:
-                        bad |= neg_len == 0
-                else:
-                    bad[:] = True
+            bad = np.zeros(rb.num_rows, bool)
+            for rule in rules:
+                bad |= fails(rule, rb.column)
             found += (np.flatnonzero(bad)[: limit - len(found)] + offset).tolist()
-            offset += n
+            offset += rb.num_rows
             if len(found) >= limit:
                 return found
     return found

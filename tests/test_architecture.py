@@ -19,16 +19,23 @@ LAYER = {m: i for i, mods in enumerate(LAYERS) for m in mods}
 
 
 def imports() -> dict[str, list[tuple[str, list[str]]]]:
-    """{module: [(imported module, names)]} for every ``from .x import ...``, also inside functions."""
-    out = {}
-    for path in sorted(PACKAGE.glob("*.py")):
-        found = []
+    """{module: [(imported module, names)]} for every ``from .x import ...``, also inside functions.
+
+    A subpackage (``losses/``) is one room: its files count as that module, imports among them are internal.
+    """
+    out: dict[str, list] = {}
+    for path in sorted(PACKAGE.glob("*.py")) + sorted(PACKAGE.glob("*/*.py")):
+        inner = path.parent != PACKAGE  # a file of a subpackage
+        name = path.parent.name if inner else path.stem
+        found = out.setdefault(name, [])
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                found.append((node.module or "__init__", [a.name for a in node.names]))
+            level = getattr(node, "level", 0) - (1 if inner else 0)
+            if isinstance(node, ast.ImportFrom) and inner and node.level == 1:
+                continue  # within the subpackage
+            if isinstance(node, ast.ImportFrom) and level == 1:
+                found.append(((node.module or "__init__").split(".")[0], [a.name for a in node.names]))
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("piccolo_lib."):
-                found.append((node.module.split(".", 1)[1], [a.name for a in node.names]))
-        out[path.stem] = found
+                found.append((node.module.split(".")[1], [a.name for a in node.names]))
     return out
 
 

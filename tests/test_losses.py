@@ -194,3 +194,24 @@ def test_edge_cases_single_row_and_no_negatives(emb):
     assert retrieval_infonce(q, p, emb(1, 0, 8)).item() == pytest.approx(0.0, abs=1e-12)  # K = 0
     t, pos, neg = emb(1, 8), emb(1, 8), emb(1, 3, 8)
     assert cls_contrast(t, pos, neg).item() == pytest.approx(ref_cls(t, pos, neg, 0.05, 0.2), rel=1e-6)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from piccolo_lib.losses import functions
+
+    result = doctest.testmod(functions, extraglobs={"torch": torch})
+    assert result.attempted >= 4 and result.failed == 0
+
+
+def test_the_three_losses_share_one_signature_shape():
+    import inspect
+
+    from piccolo_lib.losses import cls_contrast, cosent, retrieval_infonce
+
+    for fn in (retrieval_infonce, cosent, cls_contrast):
+        params = inspect.signature(fn).parameters
+        assert {"temperature", "weight"} <= {n for n, p in params.items() if p.kind is p.KEYWORD_ONLY}, fn.__name__
+    q, p = torch.randn(4, 8), torch.randn(4, 8)
+    assert torch.isclose(retrieval_infonce(q, p, weight=0.5), 0.5 * retrieval_infonce(q, p))
