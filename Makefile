@@ -7,7 +7,7 @@ TORCH_SPEC ?= torch==2.13.0
 MODE ?= auto
 PYTEST_ARGS ?=
 
-.PHONY: install quickstart test bench gpu-check clean
+.PHONY: install quickstart test pages bench gpu-check clean
 
 install: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ quickstart: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The executed course under docs/course/ (every notebook in quick mode, ~25 min on 2 cores): run it after
+# changing a notebook; tests/test_pages.py fails while a page is older than its notebook.
+pages: install
+	$(VENV)/bin/piccolo course --publish
 
 # Speed, memory and scaling vs plain sentence-transformers and the reference strategy: rewrites
 # benchmarks/RESULTS.md in under 15 minutes on an idle 2-core CPU (BENCH_ARGS=--course adds the course timing, 10-15 min more).

@@ -11,7 +11,7 @@
     piccolo data mine MODEL IN.jsonl OUT.jsonl [--range-min 50 --range-max 100]
     piccolo data synth OUT_DIR [--url URL --model NAME | --backend transformers --model NAME] [...]
     piccolo backbone build {e5-small,offline-bert,offline-decoder} [--out DIR] [--seed N]
-    piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--strip]
+    piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--strip] [--publish]
     piccolo env
     piccolo merge A B [C ...] OUT [--weights 0.3,0.7] [--method linear|slerp]
 
@@ -83,6 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--output", default="build/notebooks")
     co.add_argument("--timeout", type=int, default=None, help="seconds per cell (default 900)")
     co.add_argument("--strip", action="store_true", help="strip outputs and widget state from the notebooks, run nothing")
+    co.add_argument("--publish", action="store_true",
+                    help="execute in quick mode into docs/course/ (the committed pages; make pages)")
 
     sub.add_parser("env", help="print versions, device, online/offline, available backbones")
     _add_merge_parser(sub)
@@ -234,6 +236,13 @@ def _cmd_course(args: argparse.Namespace) -> int:
                 print(f"Colab: the repository is still {course.REPO_SLUG} (no GitHub remote 'origin' here); "
                       "add one (git remote add origin ...) and run piccolo course --strip again", file=sys.stderr)
             return 0
+        if args.publish:  # the committed pages are always the offline quick run
+            from . import pages
+
+            runtime.setup("quick")
+            manifest = pages.publish(only=args.only, timeout=args.timeout or course.CELL_TIMEOUT_S)
+            print(f"pages: {pages.PAGES / 'README.md'} ({manifest['total_s']:.0f} s)")
+            return 0 if all(n["ok"] for n in manifest["notebooks"]) else 1
         mode = runtime.setup(args.mode)  # the kernels inherit quick mode's offline switches
         results = course.run_course(mode, args.only, args.output, timeout=args.timeout or course.CELL_TIMEOUT_S)
     except course.CourseError as e:
