@@ -65,6 +65,8 @@ class TrainConfig:
     weight_decay: float = 0.01
     seed: int = 42
     precision: str = "fp32"  # fp32 | bf16 | fp16: autocast (mixed precision) over the weights' dtype below
+    # | auto: bf16 where the device has bf16 matrix units (a CUDA GPU that supports it; a CPU with AMX or
+    # AVX512-BF16, see auto_precision), else fp32
     # the weights' (and AdamW states') dtype. float32: fp32 master weights, whatever the checkpoint was saved
     # in (transformers 5 would load a bf16 checkpoint as bf16); bfloat16 | float16: half-precision weights
     # (less memory, less exact updates); auto: as saved
@@ -99,7 +101,7 @@ class TrainConfig:
 # keys whose value must be one of a few words (a typo is refused with the list)
 CHOICES = {
     "pooling": ("auto", "mean", "cls", "lasttoken"),
-    "precision": ("fp32", "bf16", "fp16"),
+    "precision": ("fp32", "bf16", "fp16", "auto"),
     "dtype": ("float32", "bfloat16", "float16", "auto"),
     "sampling": ("size", "explicit", "temperature"),
     "device": ("auto", "cpu", "cuda"),
@@ -189,3 +191,27 @@ def _find_file(name: str, config_dir: Path | None, what: str) -> str:
         if c.is_file():
             return str(c.resolve())
     raise InputNotFound(f"{what} {name!r}: no such file (looked in {', '.join(str(c.parent) for c in candidates)})")
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags from /proc/cpuinfo (empty where there is none, e.g. macOS)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            return next((set(line.split(":", 1)[1].split()) for line in f if line.startswith("flags")), set())
+    except OSError:
+        return set()
+
+
+def auto_precision(device: str) -> str:
+    """What ``precision: auto`` means on ``device`` (``cpu`` | ``cuda``): ``bf16`` or ``fp32``.
+
+    bf16 autocast pays only where bf16 matrix multiplies run in hardware: on a CUDA GPU that reports bf16
+    support, or on a CPU with AMX (``amx_bf16``) or AVX512-BF16. Elsewhere autocast emulates bf16 and is
+    slower than fp32. The weights (and AdamW states) stay in ``dtype`` (float32 by default): fp32 master
+    weights. Measured in benchmarks/RESULTS.md, section 12, "Speed levers on e5-small".
+    """
+    import torch
+
+    if device == "cuda":
+        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+    return "bf16" if cpu_flags() & {"amx_bf16", "avx512_bf16"} else "fp32"

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .checkpoints import (EXIT_SIGTERM, AtomicCheckpoints, TrainingInterrupted, last_checkpoint,
                           remove_incomplete, sigterm_callback, stop_on_sigterm)
-from .config import REPO_ROOT, TrainConfig, load_config, resolve_path  # noqa: F401 (re-exported: the old home)
+from .config import REPO_ROOT, TrainConfig, auto_precision, load_config, resolve_path  # noqa: F401 (re-exported: the old home)
 from .data import as_retrieval, load_train_sets, summary
 from .errors import ConfigError
 from .model_card import model_card_section
@@ -189,6 +189,9 @@ def train(cfg: TrainConfig) -> Path:
         print(summary(sets))
     set_seed(cfg.seed)
     use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    precision = auto_precision("cuda" if use_cuda else "cpu") if cfg.precision == "auto" else cfg.precision
+    if rank0 and cfg.precision == "auto":
+        print(f"precision auto: {precision} on {'cuda' if use_cuda else 'cpu'} (precision=fp32 turns it off)")
     # built on the CPU: the Trainer moves it to each rank's own device (under torchrun, cuda:LOCAL_RANK);
     # building on "cuda" would first load every rank's copy onto GPU 0
     model = build_model(cfg.backbone, pooling=cfg.pooling, projection_dim=cfg.projection_dim,
@@ -246,7 +249,7 @@ def train(cfg: TrainConfig) -> Path:
         gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr,
         warmup_steps=cfg.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
         weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, seed=cfg.seed,
-        data_seed=cfg.seed, bf16=cfg.precision == "bf16", fp16=cfg.precision == "fp16",
+        data_seed=cfg.seed, bf16=precision == "bf16", fp16=precision == "fp16",
         activation_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
         save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
         report_to=report_to, use_cpu=not use_cuda, ddp_backend="gloo" if world_size > 1 and not use_cuda else None,

@@ -122,3 +122,26 @@ def test_growth_fit_recovers_a_line():
     f = linear_fit([10, 20, 40], [1.5, 2.5, 4.5])
     assert f["intercept"] == pytest.approx(0.5) and f["slope"] == pytest.approx(0.1) and f["r2"] == pytest.approx(1.0)
     assert linear_fit([42, 42], [1.0, 1.1])["r2"] is None
+
+
+@pytest.mark.slow
+def test_levers_section_is_well_formed(tmp_path):
+    from benchmarks import __main__ as bench
+    from benchmarks.levers import VARIANTS
+
+    out = tmp_path / "RESULTS.md"
+    assert bench.main(["--quick", "--threads", "1", "--only", "levers", "--output", str(out)]) == 0
+    data = json.loads(out.with_name("results.json").read_text(encoding="utf-8"))["sections"]["levers"]["data"]
+    if "skipped" in data:
+        pytest.skip(data["skipped"])
+    assert set(data["variants"]) == set(VARIANTS)
+    for name, v in data["variants"].items():
+        phases = v["phases_ms"]["retri_contrast"]
+        assert all(ms >= 0 for ms in phases.values()) and phases["forward"] > 0 and phases["backward"] > 0, name
+    drift = data["drift"]
+    assert len(drift["losses"]["fp32"]) == len(drift["losses"]["bf16"]) == drift["steps"]
+    assert drift["losses"]["fp32"] != drift["losses"]["bf16"]  # autocast really ran in bf16
+    assert drift["median_rel_diff"] < 0.05  # ... and bf16 rounding moves a loss by well under 5%
+    assert all(0 <= x < 1 for x in data["counts"].values())
+    text = out.read_text(encoding="utf-8")
+    assert "## 12. Speed levers on e5-small" in text and "| piccolo_lib bf16 | cls_contrast |" in text

@@ -205,3 +205,44 @@ def test_frozen_word_embeddings_do_not_move_in_training(tmp_path):
     assert torch.equal(start.get_input_embeddings().weight, final.get_input_embeddings().weight)
     assert not torch.equal(start.encoder.layer[0].attention.self.query.weight,
                            final.encoder.layer[0].attention.self.query.weight)
+
+
+def test_auto_precision_follows_the_hardware(monkeypatch):
+    from piccolo_lib import config
+
+    monkeypatch.setattr(config, "cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
+    assert config.auto_precision("cpu") == "bf16"
+    monkeypatch.setattr(config, "cpu_flags", lambda: {"avx2", "avx512f"})  # bf16 only emulated: slower than fp32
+    assert config.auto_precision("cpu") == "fp32"
+    assert load_config(None, ["precision=auto"]).precision == "auto"
+    with pytest.raises(ValueError, match="precision"):
+        load_config(None, ["precision=bf32"])
+
+
+@pytest.mark.slow
+def test_precision_auto_trains_in_bf16_autocast_with_fp32_weights(tmp_path, monkeypatch, capsys):
+    import torch
+
+    from piccolo_lib import config
+
+    monkeypatch.setattr(config, "cpu_flags", lambda: {"amx_bf16"})  # as on an AMX Xeon, whatever runs the test
+    seen = []
+    real_autocast = torch.autocast.__init__
+
+    def spy(self, device_type, *a, **k):  # record every autocast context the Trainer opens
+        real_autocast(self, device_type, *a, **k)
+        seen.append((device_type, self.fast_dtype, self._enabled))
+
+    monkeypatch.setattr(torch.autocast, "__init__", spy)
+    cfg = load_config(None, {
+        "data": fixture_data(tmp_path), "batch_size": 8, "neg_num": 1, "cls_neg_num": 2, "max_steps": 2,
+        "max_seq_length": 32, "query_max_len": 16, "passage_max_len": 16, "seed": 1, "precision": "auto",
+        "output_dir": str(tmp_path / "out"), "device": "cpu",
+    })
+    final = train(cfg)
+    assert "precision auto: bf16 on cpu" in capsys.readouterr().out
+    assert ("cpu", torch.bfloat16, True) in seen, seen
+    lines = [json.loads(x) for x in (tmp_path / "out" / "metrics.jsonl").read_text().splitlines()]
+    assert len(lines) == 2 and all(0 < x["loss"] < 100 for x in lines)
+    weights = SentenceTransformer(str(final), device="cpu")[0].auto_model.encoder.layer[0].attention.self.query.weight
+    assert weights.dtype == torch.float32  # fp32 master weights
