@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from .errors import ConfigError, InputNotFound
-from .losses import canonical_type
+from .losses import FALSE_NEGATIVE_MODES, canonical_type
 from .paths import REPO_ROOT  # noqa: F401  (re-exported: config.REPO_ROOT, training.REPO_ROOT)
 
 
@@ -106,6 +106,7 @@ CHOICES = {
     "sampling": ("size", "explicit", "temperature"),
     "device": ("auto", "cpu", "cuda"),
     "mode": ("auto", "quick", "full"),
+    "false_negative_masking": FALSE_NEGATIVE_MODES,
 }
 
 

@@ -73,6 +73,11 @@ def test_text_is_the_default_and_unknown_modes_are_errors():
         run("never")
     with pytest.raises(ValueError, match="false_negative_masking must be one of"):
         PiccoloLoss(torch.nn.Identity(), "retrieval", false_negatives="identity")
+    from piccolo_lib.config import load_config
+
+    with pytest.raises(ValueError, match="key 'false_negative_masking': 'margn' is not one of text, margin, off; "
+                                         "did you mean 'margin'"):
+        load_config(None, ["false_negative_masking=margn"])
 
 
 def test_the_positive_is_never_masked():
