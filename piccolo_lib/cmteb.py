@@ -37,6 +37,47 @@ LEGACY_METRICS = {"Classification": "accuracy", "Clustering": "v_measure", "Pair
 # The legacy conventions below recompute exactly these from the model's public per-task result files.
 REPORT_TABLE = {"Classification": 74.59, "Clustering": 62.17, "PairClassification": 90.24, "Reranking": 70.00,
                 "Retrieval": 74.36, "STS": 63.50, "Average": 70.95}
+# Piccolo2 (sensenova/piccolo-large-zh-v2) per task, as its public result files store it: task -> (split,
+# subset, {metric: value}). Source: embeddings-benchmark/results, results/sensenova__piccolo-large-zh-v2/external.
+# Some files hold fractions, some percents; pair classification carries accuracy and AP, reranking the old
+# `map` key. The cmteb-legacy conventions turn exactly these into REPORT_TABLE (notebooks/10_appendix_reference).
+PICCOLO2_PUBLIC_SCORES = {
+    "TNews": ("validation", "default", {"accuracy": 0.54521}),
+    "IFlyTek": ("validation", "default", {"accuracy": 52.104655636783384}),
+    "Waimai": ("test", "default", {"accuracy": 89.59}),
+    "OnlineShopping": ("test", "default", {"accuracy": 94.62}),
+    "JDReview": ("test", "default", {"accuracy": 88.57410881801127}),
+    "MultilingualSentiment": ("validation", "default", {"accuracy": 79.08666666666666}),
+    "AmazonReviewsClassification": ("test", "zh", {"accuracy": 49.44}),
+    "MassiveIntentClassification": ("test", "zh-CN", {"accuracy": 77.71015467383997}),
+    "MassiveScenarioClassification": ("test", "zh-CN", {"accuracy": 85.63214525891055}),
+    "CLSClusteringP2P": ("test", "default", {"v_measure": 57.92713421071616}),
+    "CLSClusteringS2S": ("test", "default", {"v_measure": 0.48096546680932234}),
+    "ThuNewsClusteringP2P": ("test", "default", {"v_measure": 0.742003249023509}),
+    "ThuNewsClusteringS2S": ("test", "default", {"v_measure": 68.4277378629746}),
+    "Cmnli": ("validation", "default", {"max_accuracy": 86.08538785327721, "cos_sim_ap": 92.64373114205229}),
+    "Ocnli": ("validation", "default", {"max_accuracy": 84.35300487276665, "cos_sim_ap": 87.83572265803564}),
+    "T2Reranking": ("dev", "default", {"map": 0.6714759526113295}),
+    "MMarcoReranking": ("dev", "default", {"map": 33.386980266936106}),
+    "CMedQAv1-reranking": ("test", "default", {"map": 0.8931003741715936}),
+    "CMedQAv2-reranking": ("test", "default", {"map": 0.9013769781784876}),
+    "T2Retrieval": ("dev", "default", {"ndcg_at_10": 0.86136}),
+    "MMarcoRetrieval": ("dev", "default", {"ndcg_at_10": 79.543}),
+    "DuRetrieval": ("dev", "default", {"ndcg_at_10": 89.136}),
+    "CovidRetrieval": ("dev", "default", {"ndcg_at_10": 86.777}),
+    "CmedqaRetrieval": ("dev", "default", {"ndcg_at_10": 47.584}),
+    "EcomRetrieval": ("dev", "default", {"ndcg_at_10": 67.755}),
+    "MedicalRetrieval": ("dev", "default", {"ndcg_at_10": 0.64878}),
+    "VideoRetrieval": ("dev", "default", {"ndcg_at_10": 73.099}),
+    "AFQMC": ("validation", "default", {"cos_sim_spearman": 61.49271876861677}),
+    "ATEC": ("test", "default", {"cos_sim_spearman": 59.19831457688953}),
+    "BQ": ("test", "default", {"cos_sim_spearman": 72.87565357908989}),
+    "LCQMC": ("test", "default", {"cos_sim_spearman": 79.5459672237356}),
+    "PAWSX": ("test", "default", {"cos_sim_spearman": 46.48035295363829}),
+    "QBQTC": ("test", "default", {"cos_sim_spearman": 45.906917552219156}),
+    "STS22": ("test", "zh", {"cos_sim_spearman": 63.76187490245927}),
+    "STSB": ("test", "default", {"cos_sim_spearman": 78.71478656159289}),
+}
 # Older result files name some metrics differently (mteb < 1.11 and the legacy C-MTEB files).
 METRIC_ALIASES = {"cosine_ap": ("cosine_ap", "cos_sim_ap"), "cosine_spearman": ("cosine_spearman", "cos_sim_spearman"),
                   "map_at_1000": ("map_at_1000", "map")}

@@ -1,6 +1,6 @@
 """Piccolo2 training data: the three record types, loading, and C-MTEB conversion.
 
-Record types (report section 2.2; the reference code's ``type`` field picks the loss):
+Record types (report, 'Multi-task hybrid loss training'; the reference code's ``type`` field picks the loss):
 
 ==================  ===================================================  ==================
 ``type``            fields                                               task families
@@ -244,7 +244,7 @@ def from_pairs(texts: list[str], pairs: list[str], scores: list[float]) -> list[
 def as_retrieval(s: TrainSet) -> TrainSet:
     """A dataset re-expressed as InfoNCE rows: the "retrieval loss only" baseline of the report's ablation.
 
-    Piccolo2's ablation (section 3.3) starts from every dataset trained with the retrieval loss, then
+    Piccolo2's ablation (report, 'Ablation studies') starts from every dataset trained with the retrieval loss, then
     gives STS/pair data CoSENT and classification/clustering data the label loss. This builds the baseline:
 
     - ``cosent`` rows whose score is in the upper half of the dataset's score range become

@@ -1,6 +1,6 @@
 """Hard-negative mining for retrieval data: ranks ``range_min``..``range_max`` of a first-stage retriever.
 
-Piccolo2 (report section 3.1) mines retrieval negatives from ranks 50 to 100 of a retriever, skipping
+Piccolo2 (report, 'Training data and settings') mines retrieval negatives from ranks 50 to 100 of a retriever, skipping
 the top ranks, where unlabelled passages often answer the query (false negatives). Two more guards:
 a candidate that is a positive of the query (by normalised text, :func:`piccolo_lib.sampling.text_id`)
 is never used, and one within ``relative_margin`` of the positive (sim_neg > sim_pos - |sim_pos| *
@@ -83,7 +83,7 @@ def mine_hard_negatives(model: Any, rows: list[dict], *, corpus: list[str] | Non
                         seed: int = 0, batch_size: int = 64, show_progress: bool = True,
                         query_prompt: str | None = None,
                         passage_prompt: str | None = None) -> tuple[list[dict], MiningStats]:
-    """Replace each row's ``text_neg`` with negatives from ranks [range_min, range_max) (report section 3.1).
+    """Replace each row's ``text_neg`` with negatives from ranks [range_min, range_max) (report, 'Training data and settings').
 
     Args:
         model: a SentenceTransformer, or anything with a compatible ``encode``.

@@ -1,6 +1,6 @@
 """The Piccolo2 model: backbone + pooling + a widening linear projection, in sentence-transformers form.
 
-Report section 2.3 ("dimension scaling up"): a learnable linear layer widens the backbone's
+Report, section 'Matryoshka representation learning' ("dimension scaling up"): a learnable linear layer widens the backbone's
 1024-dim output to 1792, and Matryoshka training makes every prefix of it usable. The model is a
 plain :class:`sentence_transformers.SentenceTransformer` (Transformer -> Pooling -> Dense), so a
 saved folder loads with ``SentenceTransformer(path)`` and no piccolo_lib import, and
@@ -19,7 +19,7 @@ from sentence_transformers.sentence_transformer.modules import Dense, Normalize,
 from .backbones import resolve_backbone
 from .errors import ConfigError, MissingPackage
 
-REPORT_DIMS = (256, 512, 768, 1024, 1280, 1536, 1792)  # report table 4
+REPORT_DIMS = (256, 512, 768, 1024, 1280, 1536, 1792)  # the dims the report evaluates (report, 'Matryoshka representation learning')
 REPORT_WIDTH, REPORT_HIDDEN = 1792, 1024
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16, "auto": "auto"}
 

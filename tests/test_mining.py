@@ -1,4 +1,4 @@
-"""Hard-negative mining (report section 3.1): rank window, positive and too-close filters, stats, seeding."""
+"""Hard-negative mining (report, 'Training data and settings'): rank window, positive and too-close filters, stats, seeding."""
 
 import json
 import math

@@ -129,6 +129,17 @@ def piccolo2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder.parent.parent
 
 
+def test_library_copy_of_the_public_scores_matches_the_files():
+    """piccolo_lib.cmteb.PICCOLO2_PUBLIC_SCORES (notebook 10) holds the same split, subset and values as above."""
+    from piccolo_lib.cmteb import PICCOLO2_PUBLIC_SCORES
+
+    assert set(PICCOLO2_PUBLIC_SCORES) == set(PICCOLO2)
+    for task, (split, subset, metrics) in PICCOLO2_PUBLIC_SCORES.items():
+        assert (split, subset) == PICCOLO2[task][:2], task
+        for key, value in metrics.items():
+            assert abs(value - PICCOLO2[task][2][key]) < 1e-9, (task, key)
+
+
 def test_legacy_conventions_reproduce_the_report_table(piccolo2_dir: Path):
     (report,) = build_reports(piccolo2_dir, "cmteb-legacy")
     assert report.model == "sensenova/piccolo-large-zh-v2" and report.dim is None

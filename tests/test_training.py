@@ -100,7 +100,7 @@ def test_cli_overrides_after_options(tmp_path, capsys):
 def test_shipped_configs_load(name):
     cfg = load_config(training.REPO_ROOT / "configs" / name)
     assert cfg.mode in ("quick", "full") and cfg.batch_size > 0
-    if name == "piccolo2-large-zh.yaml":  # the report's hyperparameters (section 3.1)
+    if name == "piccolo2-large-zh.yaml":  # the report's hyperparameters (report, 'Training data and settings')
         assert cfg.projection_dim == 1792 and cfg.mrl_dims == [256, 512, 768, 1024, 1280, 1536, 1792]
         assert cfg.losses["cosent"] == {"temperature": 0.05, "weight": 0.04}
         assert (training.REPO_ROOT / cfg.deepspeed).exists()

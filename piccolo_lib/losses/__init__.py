@@ -1,6 +1,6 @@
 """The three Piccolo2 losses as pure functions on embeddings, plus Matryoshka (MRL) nesting.
 
-Piccolo2 (arXiv 2405.06932, section 2.2 "hybrid loss") routes each task-homogeneous batch to the
+Piccolo2 (arXiv 2405.06932; report, 'Multi-task hybrid loss training') routes each task-homogeneous batch to the
 loss that fits its labels:
 
 =====================  ==========================  ==================================  ===========

@@ -3,7 +3,7 @@
 Every function takes embeddings in any float dtype and computes similarities and the softmax in
 float32 (bf16/fp16 logits at temperature 0.01 overflow or lose the ranking). All three losses share one
 signature shape: embedding tensors first (positional), then keyword-only ``temperature``, ``weight`` and
-what the loss needs besides (scores, ids, masks). Section 2.3's MRL is :func:`matryoshka`: the same loss
+what the loss needs besides (scores, ids, masks). MRL (report, 'Matryoshka representation learning') is :func:`matryoshka`: the same loss
 on nested prefixes of the embedding, averaged.
 
 Introduced in notebooks/02_three_losses.ipynb.
@@ -36,7 +36,7 @@ def retrieval_infonce(
     margin: float = 0.0,
     weight: float = 1.0,
 ) -> Tensor:
-    """InfoNCE with in-batch and hard negatives (report section 2.2, retrieval and reranking).
+    """InfoNCE with in-batch and hard negatives (report, 'Multi-task hybrid loss training': retrieval and reranking).
 
     Each query i is scored against every positive and every hard negative of the batch; its target
     is its own positive:
@@ -142,7 +142,7 @@ def cosent(
     temperature: float = 0.05,
     weight: float = 0.04,
 ) -> Tensor:
-    """CoSENT ranking loss on graded pair scores (report section 2.2, STS and pair classification).
+    """CoSENT ranking loss on graded pair scores (report, 'Multi-task hybrid loss training': STS and pair classification).
 
     With s_i = cos(text_i, text_pair_i) / tau, every pair of rows (i, j) whose gold scores say
     i should rank above j (scores[i] > scores[j]) is penalised when s_j approaches s_i:
@@ -182,7 +182,7 @@ def cls_contrast(
     weight: float = 0.2,
     negative_mask: Tensor | None = None,
 ) -> Tensor:
-    """Label-text contrastive loss (report section 2.2, classification and clustering).
+    """Label-text contrastive loss (report, 'Multi-task hybrid loss training': classification and clustering).
 
     Each text is scored only against its own gold label text and its own K negative label texts:
     other rows' labels are *not* negatives, because in a classification batch they are often the
@@ -226,7 +226,7 @@ def matryoshka(
     weights: Sequence[float] | None = None,
     **loss_kwargs,
 ) -> Tensor:
-    """Matryoshka Representation Learning: the loss on nested prefixes, averaged (report section 2.3).
+    """Matryoshka Representation Learning: the loss on nested prefixes, averaged (report, 'Matryoshka representation learning').
 
     ``loss_fn(*[e[..., :d] for e in embeddings], **loss_kwargs)`` for every d in ``dims``, then the
     weighted mean (equal weights by default, as in the report). The embeddings are computed once:

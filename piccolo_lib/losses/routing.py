@@ -1,4 +1,4 @@
-"""The routing table: record type -> loss and its defaults (report section 3.1), and friendly aliases.
+"""The routing table: record type -> loss and its defaults (report, 'Training data and settings'), and friendly aliases.
 
 Introduced in notebooks/02_three_losses.ipynb.
 """
@@ -18,7 +18,7 @@ TASK_LOSSES: dict[str, Callable[..., Tensor]] = {
     "cosent": cosent,
     "cls_contrast": cls_contrast,
 }
-DEFAULT_HPARAMS: dict[str, dict[str, float]] = {  # report section 3.1
+DEFAULT_HPARAMS: dict[str, dict[str, float]] = {  # report, 'Training data and settings'
     "retri_contrast": {"temperature": 0.01, "weight": 1.0},
     "cosent": {"temperature": 0.05, "weight": 0.04},
     "cls_contrast": {"temperature": 0.05, "weight": 0.2},
