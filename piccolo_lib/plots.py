@@ -136,10 +136,11 @@ def show_scores_per_dim(scores: Mapping[str, Mapping[int, float]], report: Mappi
     if axes is None:
         axes = plt.subplots(1, 3, figsize=figsize)[1]
     marks = ("o-", "s--", "d:", "v-.")
-    for mark, (name, per) in zip(marks, scores.items()):
+    colors = ("tab:blue", "tab:orange", "tab:grey", "tab:purple")  # green is the report's
+    for mark, color, (name, per) in zip(marks, colors, scores.items()):
         ds = sorted(per)
-        axes[0].plot(ds, [per[d] for d in ds], mark, label=name)
-        axes[2].plot([d / ds[-1] for d in ds], [100 * per[d] / per[ds[-1]] for d in ds], mark,
+        axes[0].plot(ds, [per[d] for d in ds], mark, color=color, label=name)
+        axes[2].plot([d / ds[-1] for d in ds], [100 * per[d] / per[ds[-1]] for d in ds], mark, color=color,
                      label=f"{name} (this notebook)")
     rd = sorted(report)
     axes[1].plot(rd, [report[d] for d in rd], "^-", color="tab:green")
@@ -198,8 +199,9 @@ def show_dim_curves(per_dim: Mapping[int, Mapping], categories: Sequence[str], *
 
 
 def accuracy_at_thresholds(scores, labels) -> tuple[np.ndarray, np.ndarray]:
-    """(thresholds, accuracy) of "predict 1 when score > t", t at each midpoint between distinct scores and
-    below/above all of them: the curve whose maximum is mteb's PairClassification accuracy (for one similarity)."""
+    """(thresholds, accuracy) of "predict 1 when score > t", t below all scores (all 1), at each midpoint between
+    distinct scores, and above all (all 0). The maximum over the midpoints is mteb's PairClassification accuracy
+    for this similarity (mteb cuts only between two distinct scores)."""
     s, y = _np(scores).astype(float), _np(labels).astype(int)
     u = np.unique(s)
     cuts = np.concatenate([[u[0] - 1e-3], (u[:-1] + u[1:]) / 2, [u[-1] + 1e-3]])
@@ -219,7 +221,7 @@ def show_threshold_accuracy(scores, labels, *, ax=None, figsize=(5, 3.2)):
     ax = _axes(ax, figsize)
     s, y = _np(scores), _np(labels)
     t, acc = accuracy_at_thresholds(s, y)
-    best = int(acc.argmax())
+    best = 1 + int(acc[1:-1].argmax())  # mteb's best cut: between two distinct scores
     ax.plot(t, acc, "-", color="tab:blue")
     ax.plot(s[y == 1], np.full((y == 1).sum(), 0.02), "|", color="tab:green", ms=12, label="positive pairs")
     ax.plot(s[y == 0], np.full((y == 0).sum(), 0.06), "|", color="tab:red", ms=12, label="negative pairs")
