@@ -162,16 +162,19 @@ def show_scores_per_dim(scores: Mapping[str, Mapping[int, float]], report: Mappi
 
 
 def show_grouped_bars(values: Mapping[str, Sequence[float]], labels: Sequence[str], *, ax=None, title: str = "",
-                      ylabel: str = "", fmt: str | None = None, figsize=(7, 2.6)):
+                      ylabel: str = "", fmt: str | None = None, colors: Mapping[str, str] | None = None,
+                      figsize=(7, 2.6)):
     """One group of bars per label, one bar per series (``values``: series name -> one value per label).
 
-    ``fmt``: a ``bar_label`` format (``"%.0f"``) to print each value on its bar. Returns the axes.
+    ``fmt``: a ``bar_label`` format (``"%.0f"``) to print each value on its bar; ``colors``: series name -> colour
+    (default: matplotlib's cycle). Returns the axes.
     """
     ax = _axes(ax, figsize)
     width = 0.8 / len(values)
     x = np.arange(len(labels))
     for k, (name, v) in enumerate(values.items()):
-        bars = ax.bar(x + (k - (len(values) - 1) / 2) * width, v, width, label=name)
+        bars = ax.bar(x + (k - (len(values) - 1) / 2) * width, v, width, label=name,
+                      color=(colors or {}).get(name))
         if fmt:
             ax.bar_label(bars, fmt=fmt, fontsize=7)
     ax.set_xticks(x, labels, fontsize=8, rotation=15 if max(map(len, labels)) > 8 else 0)
