@@ -35,6 +35,10 @@ class TrainConfig:
     train_top_layers: int = 0  # > 0: train only the top k backbone layers (+ head); 0: every layer
     extend_max_length: int | None = None  # extend learned position embeddings (the reference's extend_pe)
     max_seq_length: int = 512
+    # the backbone's dropout probability (every torch Dropout, hidden and attention): None keeps the checkpoint's
+    # (BERT/e5: 0.1); 0 turns it off, so a step is a deterministic function of the weights and the batch
+    # (notebooks/04_matryoshka.ipynb's loop by hand reproduces train()'s losses with it). LoRA: lora_dropout.
+    dropout: float | None = None
     data: list[str] = field(default_factory=lambda: ["data_samples/train/meta_list.txt"])
     data_root: str | None = None  # root of the meta list's folders (default: the list's folder)
     losses: dict[str, dict[str, float]] = field(default_factory=dict)  # {type: {temperature, weight}}

@@ -217,6 +217,20 @@ def _from_sentence_transformers(path: str, *, pooling: str, projection_dim: int 
     return SentenceTransformer(modules=modules, prompts={**saved.prompts, **(prompts or {})}, device=device)
 
 
+def set_dropout(model: torch.nn.Module, p: float) -> int:
+    """Set the probability of every ``torch.nn.Dropout`` in ``model`` to ``p``; returns how many were set.
+
+    Covers hidden and attention dropout of transformers' encoders: their attention passes ``self.dropout.p``
+    to the attention kernel. ``p = 0`` makes a training step a deterministic function of weights and batch.
+    """
+    if not 0.0 <= p < 1.0:
+        raise ConfigError(f"dropout must be in [0, 1), got {p}")
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.Dropout)]
+    for m in layers:
+        m.p = p
+    return len(layers)
+
+
 def add_lora(model: SentenceTransformer, r: int = 16, alpha: float = 32, dropout: float = 0.1,
              target_modules: list[str] | str = "all-linear") -> int:
     """Freeze the backbone and train low-rank adapters instead (LoRA, Hu et al. 2021): the 7B-LLM path.

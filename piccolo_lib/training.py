@@ -149,19 +149,43 @@ def _check_knobs(cfg: TrainConfig) -> None:
         raise ConfigError("set both refresh_range_min and refresh_range_max, or neither (the default window)")
 
 
-def train(cfg: TrainConfig) -> Path:
-    """Train and save. Returns the folder of the final SentenceTransformer model.
+@dataclasses.dataclass
+class TrainingParts:
+    """Everything :func:`train` hands the Trainer, built by :func:`training_parts` (one place, so a loop by hand
+    in notebooks/04_matryoshka.ipynb uses the very objects ``train`` uses).
 
-    Bad data raises :class:`piccolo_lib.data.DataError` before any model is built.
+    ``datasets``: one ``datasets.Dataset`` per dataset name, with a ``_row`` (row index) column; the collator also
+    reads ``dataset_name``, a column the Trainer adds to each row (a loop by hand adds it itself). ``losses``: dataset name -> its :class:`~piccolo_lib.losses.PiccoloLoss` (the
+    routed loss of its task type, with MRL over ``mrl_dims``). ``sampler``: the task-homogeneous batch sampler
+    with every knob bound; call it as the Trainer does, ``sampler(ConcatDataset(datasets), batch_samplers,
+    seed=cfg.seed)`` (only ``batch_samplers[0].batch_size`` / ``drop_last`` are read).
+    """
+
+    model: object
+    sets: list
+    hard_negatives: dict[str, int]
+    mrl_dims: list[int]
+    datasets: dict[str, object]
+    losses: dict[str, object]
+    collator: object
+    sampler: functools.partial
+
+
+def training_parts(cfg: TrainConfig, *, world_size: int = 1, tracker: list | None = None,
+                   verbose: bool = True) -> TrainingParts:
+    """Check the config, read the data, build the model and the sampler, collator and routed losses.
+
+    ``world_size`` x ``cfg.grad_accum`` consecutive batches of the sampler form one optimizer step (all from one
+    dataset). ``tracker``: each loss appends (dataset, task, loss) to it (the metrics callback reads it).
+    ``verbose``: print the data summary and small-dataset warnings (rank 0). Bad data raises
+    :class:`piccolo_lib.data.DataError` before any model is built.
     """
     import torch
-    from datasets import DatasetDict
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from transformers import set_seed
 
     from .losses import PiccoloLoss
     from .model import (add_lora, build_model, default_mrl_dims, embedding_dim, extend_position_embeddings,
-                        freeze_for_speed, freeze_position_embeddings, load_projection, merge_lora)
+                        freeze_for_speed, freeze_position_embeddings, load_projection, set_dropout)
     from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
 
     _check_knobs(cfg)
@@ -179,23 +203,18 @@ def train(cfg: TrainConfig) -> Path:
         converted = [as_retrieval(s) if s.task_type in cfg.retrieval_for else s for s in sets]
         hard_negatives.update({s.name: 0 for s, c in zip(sets, converted) if s.task_type == "cosent" and c is not s})
         sets = converted
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank0 = int(os.environ.get("RANK", "0")) == 0
-    if rank0:
+    if verbose:
         warn_small_datasets(sets, cfg, world_size)
-    if rank0:
         print(summary(sets))
     set_seed(cfg.seed)
-    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
-    precision = auto_precision("cuda" if use_cuda else "cpu") if cfg.precision == "auto" else cfg.precision
-    if rank0 and cfg.precision == "auto":
-        print(f"precision auto: {precision} on {'cuda' if use_cuda else 'cpu'} (precision=fp32 turns it off)")
     # built on the CPU: the Trainer moves it to each rank's own device (under torchrun, cuda:LOCAL_RANK);
     # building on "cuda" would first load every rank's copy onto GPU 0
     model = build_model(cfg.backbone, pooling=cfg.pooling, projection_dim=cfg.projection_dim,
                         max_seq_length=cfg.max_seq_length, seed=cfg.seed,
                         trust_remote_code=cfg.trust_remote_code, device="cpu", dtype=cfg.dtype,
                         attn_implementation=cfg.attn_implementation)
+    if cfg.dropout is not None:  # e.g. 0: every step deterministic (a loop by hand reproduces train's losses)
+        set_dropout(model, cfg.dropout)
     if cfg.extend_max_length:
         extend_position_embeddings(model, cfg.extend_max_length)
     if cfg.freeze_position_embeddings:
@@ -203,7 +222,7 @@ def train(cfg: TrainConfig) -> Path:
     if cfg.freeze_word_embeddings or cfg.train_top_layers:
         counts = freeze_for_speed(model, word_embeddings=cfg.freeze_word_embeddings,
                                   train_top_layers=cfg.train_top_layers)
-        if rank0:
+        if verbose:
             print(f"trainable parameters: {counts['trainable']:,} (frozen: {counts['frozen']:,})")
     if cfg.projection_init:
         load_projection(model, cfg.projection_init)
@@ -212,13 +231,6 @@ def train(cfg: TrainConfig) -> Path:
             raise ConfigError("lora_r > 0 saves only the final (merged) model: set save_steps=0 and resume=false")
         add_lora(model, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_target_modules)
     dims = default_mrl_dims(embedding_dim(model)) if cfg.mrl_dims is None else list(cfg.mrl_dims)
-    out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    metrics_path = out / "metrics.jsonl"
-    if rank0 and not cfg.resume and metrics_path.exists():
-        metrics_path.unlink()
-
-    tracker: list = []
     specs, losses, train_sets = {}, {}, {}
     for s in sets:
         k = hard_negatives[s.name]
@@ -241,6 +253,37 @@ def train(cfg: TrainConfig) -> Path:
     sampler = functools.partial(TaskHomogeneousBatchSampler, world_size=world_size * cfg.grad_accum,
                                 repeats=[s.repeat for s in sets], mode=cfg.sampling,
                                 weights=cfg.sampling_weights, temperature=cfg.sampling_temperature, state=state)
+    return TrainingParts(model=model, sets=sets, hard_negatives=hard_negatives, mrl_dims=dims,
+                         datasets=train_sets, losses=losses, collator=collator, sampler=sampler)
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train and save. Returns the folder of the final SentenceTransformer model.
+
+    Bad data raises :class:`piccolo_lib.data.DataError` before any model is built.
+    """
+    import torch
+    from datasets import DatasetDict
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+    from .model import merge_lora
+
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    tracker: list = []
+    parts = training_parts(cfg, world_size=world_size, tracker=tracker, verbose=rank0)
+    model, sets, hard_negatives, dims = parts.model, parts.sets, parts.hard_negatives, parts.mrl_dims
+    losses, train_sets, collator, sampler = parts.losses, parts.datasets, parts.collator, parts.sampler
+    use_cuda = cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())
+    precision = auto_precision("cuda" if use_cuda else "cpu") if cfg.precision == "auto" else cfg.precision
+    if rank0 and cfg.precision == "auto":
+        print(f"precision auto: {precision} on {'cuda' if use_cuda else 'cpu'} (precision=fp32 turns it off)")
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path = out / "metrics.jsonl"
+    if rank0 and not cfg.resume and metrics_path.exists():
+        metrics_path.unlink()
+
     report_to, loggers = _loggers(cfg.report_to, out)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.batch_size,

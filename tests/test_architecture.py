@@ -12,7 +12,7 @@ LAYERS = [  # bottom to top: the table of docs/architecture.md
     ["training", "mining", "refresh"],
     ["local_benchmark", "mirror", "cmteb"],
     ["evaluation", "benchmarking"],
-    ["reporting"],
+    ["reporting", "plots"],
     ["pipeline", "course", "pages", "synth_filters", "synth_backends", "synth", "synth_cli", "cli"],
 ]
 LAYER = {m: i for i, mods in enumerate(LAYERS) for m in mods}
