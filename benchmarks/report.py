@@ -331,7 +331,8 @@ def generic_section(title: str, data: dict) -> str:
 
 
 def course_section(data: dict | None, note: str | None) -> str:
-    text = "## 7. Course timing\n\n"
+    text = ("## 7. Course timing\n\nThe published course records the wall time of every notebook at each `make pages` "
+            "(docs/course/README.md, with the machine and its load); this section is the benchmark's own run.\n\n")
     if note:
         text += note + "\n"
     if data:
