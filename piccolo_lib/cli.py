@@ -11,7 +11,7 @@
     piccolo data mine MODEL IN.jsonl OUT.jsonl [--range-min 50 --range-max 100]
     piccolo data synth OUT_DIR [--url URL --model NAME | --backend transformers --model NAME] [...]
     piccolo backbone build {e5-small,offline-bert,offline-decoder} [--out DIR] [--seed N]
-    piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--strip] [--publish]
+    piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--solutions] [--strip] [--publish]
     piccolo env
     piccolo merge A B [C ...] OUT [--weights 0.3,0.7] [--method linear|slerp]
 
@@ -82,6 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--only", default=None, help="notebook numbers, e.g. 03,04 (default: all)")
     co.add_argument("--output", default="build/notebooks")
     co.add_argument("--timeout", type=int, default=None, help="seconds per cell (default 900)")
+    co.add_argument("--solutions", action="store_true",
+                    help="fill in every exercise answer from notebooks/solutions/ (the tests do)")
     co.add_argument("--strip", action="store_true", help="strip outputs and widget state from the notebooks, run nothing")
     co.add_argument("--publish", action="store_true",
                     help="execute in quick mode into docs/course/ (the committed pages; make pages)")
@@ -244,7 +246,8 @@ def _cmd_course(args: argparse.Namespace) -> int:
             print(f"pages: {pages.PAGES / 'README.md'} ({manifest['total_s']:.0f} s)")
             return 0 if all(n["ok"] for n in manifest["notebooks"]) else 1
         mode = runtime.setup(args.mode)  # the kernels inherit quick mode's offline switches
-        results = course.run_course(mode, args.only, args.output, timeout=args.timeout or course.CELL_TIMEOUT_S)
+        results = course.run_course(mode, args.only, args.output, timeout=args.timeout or course.CELL_TIMEOUT_S,
+                                     solutions=args.solutions)
     except course.CourseError as e:
         if args.debug:
             raise

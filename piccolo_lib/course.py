@@ -1,11 +1,11 @@
 """Run the course: execute every notebook with papermill and write an HTML index of the results.
 
-    piccolo course [--mode quick|full] [--only 03,04] [--output build/notebooks] [--strip]
+    piccolo course [--mode quick|full] [--only 03,04] [--output build/notebooks] [--solutions] [--strip]
 
 Each notebook runs in a fresh kernel of the named kernel ``piccolo-course`` (this environment's Python,
 registered on first use inside the environment, so a notebook never runs in some other Python that
-happens to be called ``python3``), with its ``mode`` and ``output_dir`` parameters set, an explicit
-per-cell timeout, and its wall time recorded. A notebook without exactly one ``parameters``-tagged cell
+happens to be called ``python3``), with its ``mode``, ``output_dir`` and ``solutions`` parameters set
+(``solutions=True`` fills every exercise answer from ``notebooks/solutions/``), an explicit per-cell timeout, and its wall time recorded. A notebook without exactly one ``parameters``-tagged cell
 is refused before anything runs. ``--strip`` removes outputs, execution counts and widget state from the
 source notebooks (what the repository's tests require before a commit).
 """
@@ -168,8 +168,12 @@ def strip(path: Path) -> bool:
 
 
 def execute(path: Path, out_dir: Path, mode: str = "quick", timeout: int = CELL_TIMEOUT_S,
-            kernel: str | None = None, progress: bool = True) -> dict:
+            kernel: str | None = None, progress: bool = True, solutions: bool = False) -> dict:
     """Run one notebook with papermill into ``out_dir``.
+
+    ``solutions`` is the notebook's parameter of that name: True fills in every exercise answer from
+    ``notebooks/solutions/NN_name.py`` (so every check runs on a real answer); False leaves them ``None``
+    (each check prints what to do).
 
     Returns ``{"notebook", "ok", "seconds", "error", "traceback"}``; a failing cell is reported, not raised.
     """
@@ -186,7 +190,8 @@ def execute(path: Path, out_dir: Path, mode: str = "quick", timeout: int = CELL_
     error = trace = None
     try:
         pm.execute_notebook(str(path), str(out_dir / path.name), kernel_name=kernel or ensure_kernel(),
-                            parameters={"mode": mode, "output_dir": str(out_dir / "runs" / path.stem)},
+                            parameters={"mode": mode, "output_dir": str(out_dir / "runs" / path.stem),
+                                        "solutions": bool(solutions)},
                             cwd=str(path.parent), execution_timeout=timeout, progress_bar=progress)
     except pm.PapermillExecutionError as e:  # the executed copy (with the traceback) is still written
         error = f"cell {e.exec_count}: {e.ename}: {e.evalue}"
@@ -225,8 +230,11 @@ def write_index(results: list[dict], out_dir: Path, mode: str) -> Path:
 
 
 def run_course(mode: str = "quick", only: str | None = None, output: str | Path = "build/notebooks",
-               folder: Path = NOTEBOOKS, timeout: int = CELL_TIMEOUT_S) -> list[dict]:
-    """Execute the selected notebooks in order (every one, even after a failure) and write the index."""
+               folder: Path = NOTEBOOKS, timeout: int = CELL_TIMEOUT_S, solutions: bool = False) -> list[dict]:
+    """Execute the selected notebooks in order (every one, even after a failure) and write the index.
+
+    ``solutions``: run them with every exercise answer filled in from ``notebooks/solutions/``.
+    """
     from tqdm.auto import tqdm
 
     paths = select(only, folder)
@@ -237,7 +245,7 @@ def run_course(mode: str = "quick", only: str | None = None, output: str | Path 
     kernel = ensure_kernel()
     results = []
     for p in tqdm(paths, desc="notebooks"):
-        r = execute(p, out, mode, timeout, kernel=kernel, progress=False)
+        r = execute(p, out, mode, timeout, kernel=kernel, progress=False, solutions=solutions)
         if (out / p.name).exists():
             to_html(out / p.name)
         results.append(r)

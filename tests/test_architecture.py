@@ -13,7 +13,7 @@ LAYERS = [  # bottom to top: the table of docs/architecture.md
     ["local_benchmark", "mirror", "cmteb"],
     ["evaluation", "benchmarking"],
     ["reporting", "plots"],
-    ["pipeline", "course", "pages", "synth_filters", "synth_backends", "synth", "synth_cli", "cli"],
+    ["pipeline", "course", "exercises", "pages", "synth_filters", "synth_backends", "synth", "synth_cli", "cli"],
 ]
 LAYER = {m: i for i, mods in enumerate(LAYERS) for m in mods}
 

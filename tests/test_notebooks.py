@@ -1,6 +1,7 @@
 """Every notebook: a tagged parameters cell, no committed outputs, and a clean run in quick mode."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,26 @@ def test_notebook_is_clean_and_parameterised(path):
 def test_notebook_runs_in_quick_mode(path, tmp_path):
     from piccolo_lib import course
 
-    # the same runner as `piccolo course`: the named kernel, per-cell timeout, mode and output_dir injected
-    result = course.execute(path, tmp_path, mode="quick", progress=False)
+    # the same runner as `piccolo course`: the named kernel, per-cell timeout, mode and output_dir injected;
+    # solutions=True fills in every exercise answer, so every check runs on a real answer
+    result = course.execute(path, tmp_path, mode="quick", progress=False, solutions=True)
     assert result["ok"], f"{path.name}: {result['error']}\n{result['traceback']}"
+
+
+@pytest.mark.slow
+def test_a_notebook_runs_to_the_end_with_its_exercises_unanswered(tmp_path):
+    """As a learner first runs it (solutions=False): every check says what to do, none claims a right answer."""
+    from piccolo_lib import course
+
+    path = next(p for p in NOTEBOOKS if p.stem == "02_three_losses")  # the cheapest notebook (~30 s)
+    result = course.execute(path, tmp_path, mode="quick", progress=False, solutions=False)
+    assert result["ok"], f"{path.name}: {result['error']}\n{result['traceback']}"
+    executed = json.loads((tmp_path / path.name).read_text(encoding="utf-8"))
+    code = [c for c in executed["cells"] if c["cell_type"] == "code"]
+    assert code[-1]["outputs"], "the exercise cell (the last one) ran"
+    printed = "".join("".join(o.get("text", "")) for c in code for o in c["outputs"] if o.get("output_type") == "stream")
+    names = re.findall(r'^exercises\.check\(\s*"(\w+)"', "".join(code[-1]["source"]), re.M)
+    assert len(names) == 5, names
+    for name in names:
+        assert f"{name}: not answered yet: " in printed, f"{name}: no hint printed"
+    assert "correct" not in printed and "solutions: filled" not in printed

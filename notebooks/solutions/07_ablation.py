@@ -1,0 +1,18 @@
+"""Solutions of notebooks/07_ablation.ipynb's exercises (explained in 07_ablation.md).
+
+Executed by ``exercises.fill`` in the notebook's namespace: it uses the notebook's variables.
+"""
+
+# 1. scores 0-5: stage A keeps the rows scoring at least the midpoint 2.5
+answer_1 = sum(r["label"] >= 2.5 for r in read_jsonl(TRAIN / "sts.jsonl"))
+
+# 2. the mask of section 1, counted
+answer_2 = int(false_neg.sum())
+
+# 3. stage B: only classification/clustering data still go through InfoNCE
+answer_3 = ("retrieval_for", ["cls_contrast"])
+
+
+# 4. (1 - t) a + t b, tensor by tensor
+def merge_linear(state_a, state_b, t):
+    return {k: (1 - t) * state_a[k] + t * state_b[k] for k in state_a}
