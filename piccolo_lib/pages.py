@@ -10,8 +10,9 @@ types, sources and tags; not outputs), whether it ran clean and its wall time, a
 index. ``stale()`` compares the manifest with the notebooks as they are now; ``tests/test_pages.py``
 fails when a notebook changed since its page was published, naming ``make pages`` as the fix.
 
-The learner's view is published: answers are left ``None`` (``solutions=False``), so a page shows the
-exercises unsolved, as the notebook does.
+The pages are executed with ``solutions=True``, as the tests run the notebooks: every exercise check runs on
+a real answer and shows "correct" (the solutions code itself is not printed; it stays in
+``notebooks/solutions/``), so a publish run is also a full check of the course.
 """
 
 from __future__ import annotations
@@ -76,7 +77,8 @@ def _index(manifest: dict) -> str:
         "# The course, executed",
         "",
         "Every notebook of `notebooks/`, executed in quick mode (offline, CPU) with its outputs: GitHub shows the plots "
-        "and tables. Exercises are left unsolved, as a learner meets them. Written by `make pages` "
+        "and tables. The exercises are filled in from `notebooks/solutions/` so that every check runs (the answers are "
+        "not printed). Written by `make pages` "
         "(`piccolo course --publish`); do not edit by hand. `tests/test_pages.py` fails when a notebook changed since.",
         "",
         f"Executed {manifest['generated']} at commit `{manifest['commit']}` on {m['cpu']} ({m['cores']} cores; "
@@ -90,7 +92,7 @@ def _index(manifest: dict) -> str:
     ])
 
 
-def publish(out: Path = PAGES, only: str | None = None, solutions: bool = False, timeout: int = course.CELL_TIMEOUT_S) -> dict:
+def publish(out: Path = PAGES, only: str | None = None, solutions: bool = True, timeout: int = course.CELL_TIMEOUT_S) -> dict:
     """Execute the notebooks in quick mode and write their pages, the manifest and the index into ``out``.
 
     With ``only``, the other notebooks' pages and manifest entries are kept. Returns the manifest.

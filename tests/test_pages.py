@@ -13,7 +13,7 @@ def test_published_pages_are_current():
 
 def test_published_pages_show_outputs_and_no_scratch_paths():
     manifest = pages.read_manifest()
-    assert manifest and manifest["mode"] == "quick" and not manifest["solutions"]
+    assert manifest and manifest["mode"] == "quick" and manifest["solutions"]
     for entry in manifest["notebooks"]:
         page = json.loads((pages.PAGES / entry["notebook"]).read_text(encoding="utf-8"))
         code = [c for c in page["cells"] if c["cell_type"] == "code"]
