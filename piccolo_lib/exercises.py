@@ -20,6 +20,8 @@ check also runs on a real answer.
 
 from __future__ import annotations
 
+import re
+import runpy
 import types
 from pathlib import Path
 from typing import Any, Callable
@@ -68,8 +70,9 @@ def check(name: str, answer: Any, ok: Callable[[Any], bool], hint: str, notebook
 def fill(namespace: dict, notebook: str, enabled: bool) -> list[str]:
     """Fill in every answer from ``notebooks/solutions/<notebook>.py`` when ``enabled``.
 
-    The file is executed in ``namespace`` (the notebook's ``globals()``), so it may use the notebook's
-    variables and overwrites the answers in place.
+    The file runs as a module whose globals start as a copy of ``namespace`` (the notebook's ``globals()``),
+    so it may use the notebook's variables; every name it defines or changes is copied back, overwriting the
+    answers in place.
 
     Returns:
         The names it set or changed (modules and dunder names left out), printed; ``[]`` when not
@@ -80,12 +83,16 @@ def fill(namespace: dict, notebook: str, enabled: bool) -> list[str]:
     """
     if not enabled:
         return []
+    if not re.fullmatch(r"\d\d_\w+", notebook):
+        raise ValueError(f"not a notebook stem: {notebook!r} (expected e.g. '02_three_losses')")
     path = solutions_file(notebook, ".py")
     if not path.is_file():
         raise FileNotFoundError(f"no solutions file {path} for notebook {notebook!r}")
-    before = dict(namespace)
-    exec(compile(path.read_text(encoding="utf-8"), str(path), "exec"), namespace)
-    filled = [k for k, v in namespace.items()
-              if not (k.startswith("__") or isinstance(v, types.ModuleType)) and (k not in before or before[k] is not v)]
+    # The repository's own solutions module, run like an import (no eval/exec of strings), seeded with the
+    # notebook's variables; what it defines or changes is copied back into the notebook.
+    result = runpy.run_path(str(path), init_globals=namespace)
+    filled = [k for k, v in result.items()
+              if not (k.startswith("__") or isinstance(v, types.ModuleType)) and (k not in namespace or namespace[k] is not v)]
+    namespace.update({k: result[k] for k in filled})
     print(f"solutions: filled {', '.join(filled) or 'nothing'} from notebooks/solutions/{path.name}")
     return filled
