@@ -180,7 +180,6 @@ def training_parts(cfg: TrainConfig, *, world_size: int = 1, tracker: list | Non
     ``verbose``: print the data summary and small-dataset warnings (rank 0). Bad data raises
     :class:`piccolo_lib.data.DataError` before any model is built.
     """
-    import torch
     from transformers import set_seed
 
     from .losses import PiccoloLoss
