@@ -99,3 +99,14 @@ def param_counts(model: torch.nn.Module) -> dict:
     trainable = {n: p.numel() for n, p in model.named_parameters() if p.requires_grad}
     return {"all": sum(trainable.values()),
             "non_embedding": sum(v for n, v in trainable.items() if "embeddings" not in n)}
+
+
+def e5_small_missing() -> str | None:
+    """Why e5-small cannot be built here (its packages are not installed), or None when it can."""
+    from piccolo_lib.e5_small import package_files
+
+    try:
+        package_files()
+    except ImportError as exc:
+        return str(exc)
+    return None

@@ -28,7 +28,7 @@ import time
 
 import torch
 
-from .common import build, make_optimizer, repeats, stats
+from .common import build, e5_small_missing, make_optimizer, repeats, stats
 from .recipes import Piccolo, PlainST
 from .workload import BATCH, TASKS, mixed_batches
 
@@ -171,12 +171,9 @@ def counts(quick: bool) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    from piccolo_lib.e5_small import package_files
-
-    try:
-        package_files()
-    except ImportError as exc:
-        return {"skipped": str(exc)}
+    missing = e5_small_missing()
+    if missing:
+        return {"skipped": missing}
     torch.manual_seed(0)
     return {"batch": 4 if quick else BATCH, "hardware": hardware(), "variants": interleaved(quick), "drift": drift(quick),
             "counts": counts(quick)}

@@ -16,7 +16,7 @@ import statistics
 
 import torch
 
-from .common import build, make_optimizer, param_counts, repeats, stats, train_step
+from .common import build, e5_small_missing, make_optimizer, param_counts, repeats, stats, train_step
 from .recipes import RECIPES, Piccolo
 from .train_step import _paired, loss_check, time_recipes
 from .workload import MIXED_K, TASKS, mixed_batches
@@ -83,12 +83,9 @@ def versus(quick: bool) -> dict:
 
 
 def run(quick: bool = False) -> dict:
-    from piccolo_lib.e5_small import package_files
-
-    try:
-        package_files()
-    except ImportError as exc:
-        return {"skipped": str(exc)}
+    missing = e5_small_missing()
+    if missing:
+        return {"skipped": missing}
     torch.manual_seed(0)
     steps = {"offline-bert": {"all parameters": step_times("offline-bert", {}, quick)}}
     steps["e5-small"] = {name: step_times("e5-small", v, quick)
