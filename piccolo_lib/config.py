@@ -100,6 +100,8 @@ class TrainConfig:
     refresh_threshold: float = 0.05  # a negative is too easy when cos(q, neg) < cos(q, pos) - this (5 tau at 0.01)
     false_negative_masking: str = "text"  # text (same text as the positive) | margin (also near/above it) | off
     false_negative_margin: float = 0.0  # margin mode: drop candidates with cos > cos(q, pos) - margin (Qwen3: -0.1)
+    # -- issue 20: speed --
+    packed_encoding: bool = True  # encode each distinct row of a batch once, in length-sorted chunks (same loss)
 
 
 # keys whose value must be one of a few words (a typo is refused with the list)

@@ -242,7 +242,8 @@ def training_parts(cfg: TrainConfig, *, world_size: int = 1, tracker: list | Non
                                      cross_device=cfg.cross_device_negatives,
                                      false_negatives=cfg.false_negative_masking,
                                      false_negative_margin=cfg.false_negative_margin,
-                                     gradient_cache_minibatch=cfg.gradient_cache_minibatch if cfg.gradient_cache else 0)
+                                     gradient_cache_minibatch=cfg.gradient_cache_minibatch if cfg.gradient_cache else 0,
+                                     packed=cfg.packed_encoding)
         train_sets[s.name] = s.dataset.add_column("_row", list(range(len(s.dataset))))
     state = EpochState()
     collator = PiccoloCollator(model.preprocess, specs, seed=cfg.seed, query_max_len=cfg.query_max_len,

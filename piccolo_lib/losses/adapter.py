@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
+from ..packing import packed_embed
 from .distributed import gather_candidates
 from .functions import FALSE_NEGATIVE_MODES, cls_contrast, cosent, matryoshka, retrieval_infonce
 from .routing import DEFAULT_HPARAMS, canonical_type
@@ -59,6 +60,7 @@ class PiccoloLoss(torch.nn.Module):
         false_negatives: str = "text",
         false_negative_margin: float = 0.0,
         gradient_cache_minibatch: int = 0,
+        packed: bool = True,
     ) -> None:
         super().__init__()
         self.model = model
@@ -75,9 +77,17 @@ class PiccoloLoss(torch.nn.Module):
             raise ValueError(f"false_negative_masking must be one of {FALSE_NEGATIVE_MODES}, got {false_negatives!r}")
         self.false_negatives, self.false_negative_margin = false_negatives, false_negative_margin
         self.gradient_cache_minibatch = gradient_cache_minibatch  # > 0: GradCache in chunks of this many rows
+        self.packed = packed  # encode each distinct row once, length-sorted chunks (piccolo_lib.packing)
 
     def _embed(self, feature: dict[str, Tensor]) -> Tensor:
         return self.model(feature)["sentence_embedding"]
+
+    def embed_columns(self, features: list[dict[str, Tensor]]) -> list[Tensor]:
+        """One (B_c, D) embedding tensor per feature column; packed (:func:`packed_embed`) unless ``packed=False``."""
+        if not self.packed:
+            return [self._embed(f) for f in features]
+        pad = getattr(getattr(self.model, "tokenizer", None), "pad_token_id", None)
+        return packed_embed(self._embed, features, pad_token_id=pad or 0)
 
     def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None, **_: object) -> Tensor:
         if self.gradient_cache_minibatch > 0 and torch.is_grad_enabled():
@@ -85,7 +95,7 @@ class PiccoloLoss(torch.nn.Module):
 
             loss = cached_loss(self, features, labels, self.gradient_cache_minibatch)
         else:
-            loss = self.loss_from_embeddings([self._embed(f) for f in features], labels)
+            loss = self.loss_from_embeddings(self.embed_columns(features), labels)
         if self.tracker is not None:
             self.tracker.append((self.dataset_name, self.task_type, float(loss.detach())))
         return loss
