@@ -6,16 +6,19 @@ retrieval with 1 hard negative, STS, classification with 9 label negatives), the
 
 1. **Hardware**: CPU model, torch threads, bf16 support (``amx_bf16`` / ``avx512_bf16`` flags) and what
    ``precision: auto`` resolves to here (:func:`piccolo_lib.config.auto_precision`).
-2. **Interleaved variants** on identical batches, rotating order (as benchmarks.train_step): piccolo_lib and
-   plain sentence-transformers, each in fp32 and in bf16 autocast (fp32 master weights, what the Trainer's
+2. **Interleaved variants** on identical batches, rotating order (as benchmarks.train_step): piccolo_lib
+   (packed encoding on, its default), piccolo_lib unpacked (one pass per column, the baseline before issue 20)
+   and plain sentence-transformers, each in fp32 and in bf16 autocast (fp32 master weights, what the Trainer's
    ``bf16=True`` does on a CPU), plus piccolo_lib with eager attention instead of SDPA.
 3. **One step, by phase** (piccolo_lib, medians per task type, ms): collate (tokenize + pad), forward
    (encode every column), loss (routed loss with MRL), backward, optimizer (clip + AdamW + zero_grad).
+   **Peak step memory** per recipe (fp32, each in a fresh process, benchmarks/memory.py): piccolo_lib,
+   unpacked, plain sentence-transformers, the reference strategy.
 4. **Loss drift of bf16 autocast**: two copies of the model from the same weights trained 50 steps on the
    same batches (quickstart batch 16), fp32 vs bf16: per-step loss difference.
 5. **Levers measured by counting, not timing**: how many passage texts repeat within a retrieval batch
-   (what encoding each distinct text once would save) and the padding share of the encoded tokens (what
-   length-grouped batches or unpadded attention could save), on the training files at batch 32.
+   (what encoding each distinct text once saves), the padding share of the encoded tokens, and the tokens
+   the encoder runs on per batch with and without packed encoding, on the training files at batch 32.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import time
 import torch
 
 from .common import build, e5_small_missing, make_optimizer, repeats, stats
-from .recipes import Piccolo, PlainST
+from .recipes import Piccolo, PlainST, Unpacked
 from .workload import BATCH, TASKS, mixed_batches
 
 DRIFT_STEPS, DRIFT_BATCH = 50, 16
@@ -58,7 +61,7 @@ def phased_step(model, optimizer, recipe, batch, bf16: bool) -> dict:
             t.append(time.perf_counter())
         else:
             module = recipe.losses[batch.task]
-            embs = [module._embed(f) for f in features]
+            embs = module.embed_columns(features)
             t.append(time.perf_counter())
             loss = module.loss_from_embeddings(embs, labels)
     t.append(time.perf_counter())
@@ -69,16 +72,20 @@ def phased_step(model, optimizer, recipe, batch, bf16: bool) -> dict:
     optimizer.zero_grad(set_to_none=True)
     t.append(time.perf_counter())
     phases = ("collate", "forward", "loss", "backward", "optimizer")
-    return {**dict(zip(phases, (b - a for a, b in zip(t, t[1:])))), "total": t[-1] - t[0], "loss": float(loss.detach())}
+    return {**dict(zip(phases, (b - a for a, b in zip(t, t[1:])))), "total": t[-1] - t[0],
+            "loss_value": float(loss.detach())}
 
 
 VARIANTS = {  # name -> (recipe class, bf16 autocast, attention implementation)
     "piccolo_lib fp32": (Piccolo, False, "sdpa"),
     "piccolo_lib bf16": (Piccolo, True, "sdpa"),
+    "piccolo_lib fp32, unpacked": (Unpacked, False, "sdpa"),
+    "piccolo_lib bf16, unpacked": (Unpacked, True, "sdpa"),
     "sentence-transformers fp32": (PlainST, False, "sdpa"),
     "sentence-transformers bf16": (PlainST, True, "sdpa"),
     "piccolo_lib fp32, eager attention": (Piccolo, False, "eager"),
 }
+MEMORY_RECIPES = ("piccolo_lib", "piccolo_lib, unpacked", "sentence-transformers", "reference")
 
 
 def interleaved(quick: bool) -> dict:
@@ -89,10 +96,10 @@ def interleaved(quick: bool) -> dict:
     optimizer = make_optimizer(model)
     model.train()
     batch_size = 4 if quick else BATCH  # quick: a smoke run of the harness (tests), no speed claims
-    cycles = mixed_batches(2 if quick else 5, batch_size=batch_size, seed=3)
+    cycles = mixed_batches(2 if quick else 6, batch_size=batch_size, seed=3)
     names = list(VARIANTS)
     rec = {n: {"cycle": [], "task": {t: [] for t in TASKS}, "phases": {t: [] for t in TASKS}} for n in names}
-    for c in repeats(len(cycles), budget_s=300, n_min=1 if quick else 4):
+    for c in repeats(len(cycles), budget_s=420, n_min=1 if quick else 4):
         order = names[c % len(names):] + names[:c % len(names)]
         spent = dict.fromkeys(names, 0.0)
         for batch in cycles[c]:
@@ -130,7 +137,8 @@ def drift(quick: bool) -> dict:
         model = copy.deepcopy(base)
         model.eval()  # dropout off: the two runs differ by precision only
         recipe, optimizer = Piccolo(model, dims), make_optimizer(model)
-        losses["bf16" if bf16 else "fp32"] = [phased_step(model, optimizer, recipe, b, bf16)["loss"] for b in batches]
+        losses["bf16" if bf16 else "fp32"] = [phased_step(model, optimizer, recipe, b, bf16)["loss_value"]
+                                              for b in batches]
     diffs = [abs(a - b) for a, b in zip(losses["fp32"], losses["bf16"])]
     rel = [d / max(abs(a), 1e-8) for d, a in zip(diffs, losses["fp32"])]
     return {"steps": steps, "batch": batch_size, "losses": losses, "max_abs_diff": max(diffs),
@@ -139,12 +147,13 @@ def drift(quick: bool) -> dict:
 
 
 def counts(quick: bool) -> dict:
-    """Repeated passages within retrieval batches, and the padding share of encoded tokens, at batch 32."""
+    """Repeated passages within retrieval batches; padding share and packed / unpacked tokens, at batch 32."""
     from piccolo_lib.data import read_jsonl
     from piccolo_lib.model import build_model
+    from piccolo_lib.packing import packed_embed
     from piccolo_lib.training import REPO_ROOT
 
-    tok = build_model("e5-small", device="cpu").tokenizer
+    model = build_model("e5-small", device="cpu")
     rng = random.Random(0)
     out = {}
     for name in ("retrieval", "reranking"):
@@ -157,16 +166,35 @@ def counts(quick: bool) -> dict:
             texts += len(passages)
             total += len(passages) - len(set(passages))
         out[f"{name}: repeated passages per batch (1 negative)"] = total / texts
+    recipe = Piccolo(model, None)
+    pad = model.tokenizer.pad_token_id
     for task in TASKS:
-        pads = real = 0
+        real = unpacked = packed = 0
         for cycle in mixed_batches(1 if quick else 20, seed=7):
-            b = next(x for x in cycle if x.task == task)
-            for column in (b.texts, b.positives, [n for row in b.negatives for n in row]):
-                if column:
-                    ids = tok(column, padding=True, truncation=True, max_length=128)["attention_mask"]
-                    real += sum(map(sum, ids))
-                    pads += sum(len(x) - sum(x) for x in ids)
-        out[f"{task}: padding share of encoded tokens"] = pads / (pads + real)
+            features, _ = recipe.prepare(next(x for x in cycle if x.task == task))
+            real += sum(int(f["attention_mask"].sum()) for f in features)
+            unpacked += sum(f["input_ids"].numel() for f in features)
+            encoded: list[int] = []
+            packed_embed(lambda f: encoded.append(f["input_ids"].numel()) or torch.zeros(len(f["input_ids"]), 1),
+                         features, pad_token_id=pad)
+            packed += sum(encoded)
+        out[f"{task}: padding share of encoded tokens, unpacked"] = 1 - real / unpacked
+        out[f"{task}: tokens encoded, packed / unpacked"] = packed / unpacked
+    return out
+
+
+def memory(quick: bool) -> dict | None:
+    """Peak step memory (MB above the process at rest) per recipe and task, fp32, frozen word embeddings."""
+    from .memory import measure
+
+    if quick:  # one process for all recipes: a smoke run of the harness
+        return measure("e5-small", list(MEMORY_RECIPES), frozen_words=True, batch_size=4)
+    out = {}
+    for name in MEMORY_RECIPES:
+        got = measure("e5-small", [name], frozen_words=True)
+        if got is None:
+            return None
+        out.update(got)
     return out
 
 
@@ -176,34 +204,54 @@ def run(quick: bool = False) -> dict:
         return {"skipped": missing}
     torch.manual_seed(0)
     return {"batch": 4 if quick else BATCH, "hardware": hardware(), "variants": interleaved(quick), "drift": drift(quick),
-            "counts": counts(quick)}
+            "memory": memory(quick), "counts": counts(quick)}
+
+
+def _ratio(a: dict, b: dict) -> str:
+    """How many times faster ``a`` runs a cycle than ``b`` (medians)."""
+    return f"{b['cycle_s']['median'] / a['cycle_s']['median']:.2f}x"
 
 
 def render(data: dict) -> str:
     hw, v = data["hardware"], data["variants"]
-    base, st = v["piccolo_lib fp32"], v["sentence-transformers fp32"]
     lines = ["## 12. Speed levers on e5-small (benchmarks/levers.py)\n",
              f"Word embeddings frozen, mixed workload at batch {data['batch']}, 7 MRL dims. This CPU's bf16 flags: "
              f"{', '.join(hw['bf16_flags']) or 'none'}; torch {hw['cpu_capability']}, {hw['torch_threads']} threads; "
-             f"`precision: auto` resolves to **{hw['auto_precision']}** here.\n",
+             f"`precision: auto` resolves to **{hw['auto_precision']}** here. piccolo_lib packs by default "
+             "(`packed_encoding`: each distinct row once, length-sorted chunks); *unpacked* is one pass per column.\n",
              "| variant | samples/s | retrieval s | STS s | classification s | mixed vs ST at the same precision |",
              "|---|---|---|---|---|---|"]
     for name, r in v.items():
         same = v["sentence-transformers bf16" if "bf16" in name else "sentence-transformers fp32"]
-        ratio = f"{same['cycle_s']['median'] / r['cycle_s']['median']:.2f}x" if name.startswith("piccolo") else "-"
+        ratio = _ratio(r, same) if name.startswith("piccolo") else "-"
         t = r["task_s"]
         lines.append(f"| {name} | {r['samples_per_s']['median']:.1f} | {t['retri_contrast']['median']:.2f} | "
                      f"{t['cosent']['median']:.2f} | {t['cls_contrast']['median']:.2f} | {ratio} |")
-    lines += ["", f"Against piccolo_lib fp32: bf16 autocast {base['cycle_s']['median'] / v['piccolo_lib bf16']['cycle_s']['median']:.2f}x, "
-              f"eager attention {base['cycle_s']['median'] / v['piccolo_lib fp32, eager attention']['cycle_s']['median']:.2f}x; "
-              f"piccolo_lib bf16 vs plain sentence-transformers fp32: "
-              f"{st['cycle_s']['median'] / v['piccolo_lib bf16']['cycle_s']['median']:.2f}x.\n",
-              "One step by phase (piccolo_lib, median ms):\n",
+    base = v["piccolo_lib fp32, unpacked"]
+    per_task = lambda a, b: ", ".join(  # noqa: E731
+        f"{t} {b['task_s'][t]['median'] / a['task_s'][t]['median']:.2f}x" for t in TASKS)
+    lines += ["", "Each lever against piccolo_lib fp32 unpacked (the step before issue 20): "
+              f"packed encoding {_ratio(v['piccolo_lib fp32'], base)} ({per_task(v['piccolo_lib fp32'], base)}), "
+              f"bf16 autocast {_ratio(v['piccolo_lib bf16, unpacked'], base)}, "
+              f"both {_ratio(v['piccolo_lib bf16'], base)}, "
+              f"eager attention with packing {_ratio(v['piccolo_lib fp32, eager attention'], v['piccolo_lib fp32'])} "
+              "of SDPA with packing; piccolo_lib bf16 vs plain sentence-transformers fp32: "
+              f"{_ratio(v['piccolo_lib bf16'], v['sentence-transformers fp32'])}. Per task vs plain sentence-transformers "
+              f"at the same precision: fp32 {per_task(v['piccolo_lib fp32'], v['sentence-transformers fp32'])}; "
+              f"bf16 {per_task(v['piccolo_lib bf16'], v['sentence-transformers bf16'])}.\n",
+              "One step by phase (median ms):\n",
               "| variant | task | collate | forward | loss | backward | optimizer |", "|---|---|---|---|---|---|---|"]
-    for name in ("piccolo_lib fp32", "piccolo_lib bf16"):
+    for name in ("piccolo_lib fp32", "piccolo_lib fp32, unpacked", "piccolo_lib bf16"):
         for task, ph in v[name]["phases_ms"].items():
             lines.append(f"| {name} | {task} | " + " | ".join(f"{ph[p]:.0f}" for p in
                                                               ("collate", "forward", "loss", "backward", "optimizer")) + " |")
+    mem = data.get("memory")
+    if mem:
+        lines += ["", "Peak step memory, MB above the process at rest (fp32, one step per task, each recipe in a fresh "
+                  "process: benchmarks/memory.py):\n", "| recipe | " + " | ".join(TASKS) + " |",
+                  "|---|" + "---|" * len(TASKS)]
+        lines += [f"| {name} | " + " | ".join(f"{m['step_peak_mb'][t]:.0f}" for t in TASKS) + " |"
+                  for name, m in mem.items()]
     d = data["drift"]
     lines += ["", f"bf16 autocast loss drift over {d['steps']} steps (batch {d['batch']}, dropout off, same start): "
               f"median relative difference {d['median_rel_diff']:.2%}, max {d['max_rel_diff']:.2%} "

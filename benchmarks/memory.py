@@ -35,30 +35,34 @@ def _reset_peak() -> None:
         f.write("5")  # 5: reset the peak RSS (VmHWM) to the current RSS
 
 
-def child(backbone: str, recipe_names: list[str]) -> dict:
+def child(backbone: str, recipe_names: list[str], frozen_words: bool = False, batch_size: int | None = None) -> dict:
     """Runs in the fresh process: idle state, then one step per task (twice, the larger peak kept).
 
     One recipe per process in full runs; quick runs measure all recipes in one process, one after another.
+    ``frozen_words``: the word-embedding matrix gets no gradient and no AdamW state (the quickstart's setting).
+    ``batch_size``: the workload's batch (default benchmarks.workload.BATCH).
     """
     import torch
 
     from .common import build, make_optimizer, train_step
-    from .recipes import RECIPES
+    from .recipes import ALL_RECIPES
     from .workload import mixed_batches
 
     model, dims = build(backbone)
+    if frozen_words:
+        model[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
     model.train()
     optimizer = make_optimizer(model)
-    for p in model.parameters():  # allocate AdamW's state once: the process at rest between steps
+    for p in (p for p in model.parameters() if p.requires_grad):  # AdamW's state once: the process at rest
         p.grad = torch.zeros_like(p)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     out = {}
     for name in recipe_names:
-        recipe = RECIPES[name](model, dims)
+        recipe = ALL_RECIPES[name](model, dims)
         peaks: dict[str, int] = {}
         for _ in range(2):
-            for batch in mixed_batches(1)[0]:
+            for batch in mixed_batches(1, **({"batch_size": batch_size} if batch_size else {}))[0]:
                 gc.collect()
                 _reset_peak()
                 base = _status("VmRSS")
@@ -78,7 +82,8 @@ def supported() -> bool:
         return False
 
 
-def measure(backbone: str, recipe_names: list[str], timeout_s: float = 600) -> dict | None:
+def measure(backbone: str, recipe_names: list[str], timeout_s: float = 600, frozen_words: bool = False,
+            batch_size: int | None = None) -> dict | None:
     """Run :func:`child` in a fresh interpreter: {recipe: result}; None where the OS cannot measure it."""
     if not supported():
         return None
@@ -89,7 +94,8 @@ def measure(backbone: str, recipe_names: list[str], timeout_s: float = 600) -> d
            "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     root = Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = os.pathsep.join([str(root), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    out = subprocess.run([sys.executable, "-m", "benchmarks.memory", backbone, *recipe_names], env=env, cwd=root,
+    flag = (["--frozen-words"] if frozen_words else []) + ([f"--batch={batch_size}"] if batch_size else [])
+    out = subprocess.run([sys.executable, "-m", "benchmarks.memory", *flag, backbone, *recipe_names], env=env, cwd=root,
                          capture_output=True, text=True, timeout=timeout_s)
     if out.returncode != 0:
         raise RuntimeError(f"memory child {backbone}/{recipe_names} failed:\n{out.stderr[-2000:]}")
@@ -100,4 +106,6 @@ if __name__ == "__main__":
     import warnings
 
     warnings.filterwarnings("ignore")
-    print(json.dumps(child(sys.argv[1], sys.argv[2:])))
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    batch = next((int(a.split("=", 1)[1]) for a in sys.argv[1:] if a.startswith("--batch=")), None)
+    print(json.dumps(child(args[0], args[1:], frozen_words="--frozen-words" in sys.argv, batch_size=batch)))

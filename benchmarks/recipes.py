@@ -4,7 +4,8 @@ Each recipe turns a :class:`~benchmarks.workload.Batch` into model inputs (``pre
 collator's work, inside the timed step as in training) and a scalar loss (``loss``). All three
 use the same model object, the same temperatures, loss weights and MRL dims:
 
-* :class:`Piccolo` (a): ``PiccoloCollator`` + ``PiccoloLoss`` (pure losses, distinct labels encoded once).
+* :class:`Piccolo` (a): ``PiccoloCollator`` + ``PiccoloLoss`` (pure losses, distinct labels encoded once,
+  packed encoding: each distinct row once, length-sorted chunks); :class:`Unpacked`: the same, one pass per column.
 * :class:`PlainST` (b): what a sentence-transformers user would write: the default data collator,
   ``MultipleNegativesRankingLoss`` (retrieval; classification with the gold label as positive and
   the label negatives as extra columns), ``CoSENTLoss``, all in ``MatryoshkaLoss``. MNRL and CoSENT
@@ -51,12 +52,13 @@ class Piccolo:
 
     name = "piccolo_lib"
 
-    def __init__(self, model, mrl_dims: Sequence[int] | None, *, mask_false_negatives: bool = True) -> None:
+    def __init__(self, model, mrl_dims: Sequence[int] | None, *, mask_false_negatives: bool = True,
+                 packed: bool = True) -> None:
         self.model, self.mrl_dims = model, list(mrl_dims) if mrl_dims else None
         self.mask = mask_false_negatives  # off: no text ids, the plain InfoNCE that MNRL computes
         self.collator = PiccoloCollator(model.preprocess, {}, query_max_len=QUERY_MAX_LEN,
                                         passage_max_len=PASSAGE_MAX_LEN)
-        self.losses = {t: PiccoloLoss(model, t, mrl_dims=self.mrl_dims) for t in DEFAULT_HPARAMS}
+        self.losses = {t: PiccoloLoss(model, t, mrl_dims=self.mrl_dims, packed=packed) for t in DEFAULT_HPARAMS}
 
     def prepare(self, batch: Batch) -> Features:
         self.collator.specs[batch.task] = TaskSpec(batch.task, batch.k)
@@ -178,4 +180,14 @@ class Reference(Piccolo):
         return total
 
 
+class Unpacked(Piccolo):
+    """(a) without packed encoding: one forward pass per feature column, as before issue 20."""
+
+    name = "piccolo_lib, unpacked"
+
+    def __init__(self, model, mrl_dims: Sequence[int] | None, **kwargs) -> None:
+        super().__init__(model, mrl_dims, packed=False, **kwargs)
+
+
 RECIPES = {"piccolo_lib": Piccolo, "sentence-transformers": PlainST, "reference": Reference}
+ALL_RECIPES = {**RECIPES, Unpacked.name: Unpacked}  # by name, for benchmarks.memory's command line

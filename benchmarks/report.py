@@ -10,7 +10,7 @@ from __future__ import annotations
 from .workload import BATCH, MIXED_K, TASK_NAMES, TASKS
 
 GOALS = {"mixed_vs_st": 1.0, "cls_vs_reference": 2.0, "mrl_overhead": 0.05, "eval_ratio": 0.95,
-         "real_mixed_vs_st": 1.3}
+         "real_mixed_vs_st": 1.5}  # issue 20: e5-small mixed, at the same precision
 NAMES = ("piccolo_lib", "sentence-transformers", "reference")
 LABEL = {"piccolo_lib": "(a) piccolo_lib", "sentence-transformers": "(b) plain sentence-transformers",
          "reference": "(c) reference strategy", "piccolo_lib*": "piccolo_lib, false-negative masking off"}
@@ -58,6 +58,17 @@ def goals_section(sections: dict) -> str:
         rows.append(row)
         if why:
             missed.append(why)
+    lev = (sections.get("levers", {}).get("data") or {}).get("variants")
+    if lev:
+        for prec in ("fp32", "bf16"):
+            a, b = lev[f"piccolo_lib {prec}"], lev[f"sentence-transformers {prec}"]
+            r = b["cycle_s"]["median"] / a["cycle_s"]["median"]
+            rows.append((f"piccolo_lib vs plain sentence-transformers, mixed, batch 32, {prec} (e5-small, section 12)",
+                         ">= 1.5x", f"{r:.2f}x", r >= GOALS["real_mixed_vs_st"]))
+            if r < GOALS["real_mixed_vs_st"]:
+                t = {k: b["task_s"][k]["median"] / a["task_s"][k]["median"] for k in a["task_s"]}
+                missed.append(f"e5-small {prec} mixed {r:.2f}x < 1.5x (section 12): per task retrieval "
+                              f"{t['retri_contrast']:.2f}x, STS {t['cosent']:.2f}x, classification {t['cls_contrast']:.2f}x")
     for bb, d in sections.get("mrl_overhead", {}).get("data", {}).get("backbones", {}).items():
         over = d["ratio"] - 1
         rows.append((f"MRL over {len(d['dims'])} dims vs no MRL, step time ({bb})", "<= +5%",
@@ -278,15 +289,15 @@ def real_model_goal(data: dict) -> tuple[tuple, str | None]:
     """(goal row, reason if missed) for piccolo_lib vs plain sentence-transformers on e5-small."""
     v = data["versus"]
     r, p = v["ratios"]["mixed_vs_st"], v["paired_ratios"]["mixed_vs_st"]
-    row = ("piccolo_lib vs plain sentence-transformers, mixed workload (e5-small)", ">= 1.3x",
+    row = ("piccolo_lib vs plain sentence-transformers, mixed workload (e5-small, fp32)", ">= 1.5x",
            f"{r:.2f}x (per cycle {p['min']:.2f}-{p['max']:.2f})", r >= GOALS["real_mixed_vs_st"])
     why = None
     if r < GOALS["real_mixed_vs_st"]:
         share = v["share_of_st_cycle"]
-        why = (f"e5-small mixed {r:.2f}x < 1.3x: the gain comes from classification batches "
-               f"({v['ratios']['cls_contrast_vs_st']:.2f}x, {100 * share['cls_contrast']:.0f}% of plain ST's cycle); "
-               f"retrieval ({v['ratios']['retri_contrast_vs_st']:.2f}x, {100 * share['retri_contrast']:.0f}%) and STS "
-               f"({v['ratios']['cosent_vs_st']:.2f}x) encode the same tokens with the same math")
+        why = (f"e5-small mixed {r:.2f}x < 1.5x: classification batches {v['ratios']['cls_contrast_vs_st']:.2f}x "
+               f"({100 * share['cls_contrast']:.0f}% of plain ST's cycle); retrieval "
+               f"{v['ratios']['retri_contrast_vs_st']:.2f}x ({100 * share['retri_contrast']:.0f}%, packing saves its "
+               f"padding and repeats, the rest is the same math) and STS {v['ratios']['cosent_vs_st']:.2f}x")
     return row, why
 
 

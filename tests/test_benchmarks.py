@@ -137,11 +137,16 @@ def test_levers_section_is_well_formed(tmp_path):
     assert set(data["variants"]) == set(VARIANTS)
     for name, v in data["variants"].items():
         phases = v["phases_ms"]["retri_contrast"]
+        assert set(phases) == {"collate", "forward", "loss", "backward", "optimizer"}, name
         assert all(ms >= 0 for ms in phases.values()) and phases["forward"] > 0 and phases["backward"] > 0, name
+        assert phases["loss"] < phases["forward"], name  # the loss on embeddings is cheaper than encoding
     drift = data["drift"]
     assert len(drift["losses"]["fp32"]) == len(drift["losses"]["bf16"]) == drift["steps"]
     assert drift["losses"]["fp32"] != drift["losses"]["bf16"]  # autocast really ran in bf16
     assert drift["median_rel_diff"] < 0.05  # ... and bf16 rounding moves a loss by well under 5%
-    assert all(0 <= x < 1 for x in data["counts"].values())
+    assert all(0 <= x < 1 for k, x in data["counts"].items() if "share" in k or "repeated" in k)
+    assert all(x > 0 for k, x in data["counts"].items() if "packed / unpacked" in k)
+    if data["memory"] is not None:
+        assert set(data["memory"]) == {"piccolo_lib", "piccolo_lib, unpacked", "sentence-transformers", "reference"}
     text = out.read_text(encoding="utf-8")
     assert "## 12. Speed levers on e5-small" in text and "| piccolo_lib bf16 | cls_contrast |" in text
