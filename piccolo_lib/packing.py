@@ -28,10 +28,14 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-CHUNK_OVERHEAD_TOKENS = 64  # one more encoder call, in padded tokens (32 to 128 timed alike on e5-small, 2 CPU cores)
+OUTPUT_KEYS = ("token_embeddings", "sentence_embedding", "all_layer_embeddings")  # what an earlier forward wrote
+# What one more encoder call costs, in padded tokens, per device type. CPU: measured (e5-small, 2 cores: 32 to 128
+# timed alike, benchmarks/levers.py). CUDA: not measured here (no GPU); a GPU runs far more tokens per kernel
+# launch, so a chunk must save many padded tokens to pay for its launches: a guess, set ``overhead`` to tune it.
+CHUNK_OVERHEAD_TOKENS = {"cpu": 64, "cuda": 2048}
 
 
-def plan_chunks(lengths: Sequence[int], overhead: int = CHUNK_OVERHEAD_TOKENS) -> list[int]:
+def plan_chunks(lengths: Sequence[int], overhead: int = CHUNK_OVERHEAD_TOKENS["cpu"]) -> list[int]:
     """Where to cut rows sorted by length so that encoded tokens + ``overhead`` per chunk is least.
 
     Rows of equal length always share a chunk, so the exact dynamic programme runs over the V distinct
@@ -77,11 +81,12 @@ def _shared_keys(features: Sequence[dict]) -> list[str] | None:
     non-tensor entries. None when they cannot (left padding, no attention mask): encode per column then.
 
     Entries only some columns carry are left out (sentence-transformers' ``collect_features`` splits columns by
-    name prefix, so a "text" column also receives the "text_pair" column's tensors, which the encoder ignores).
+    name prefix, so a "text" column also receives the "text_pair" column's tensors, which the encoder ignores),
+    and so are the outputs a sentence-transformers forward writes into the dict it was given (OUTPUT_KEYS).
     """
     if not features:
         return None
-    keys = [k for k in features[0] if all(k in f for f in features)]
+    keys = [k for k in features[0] if k not in OUTPUT_KEYS and all(k in f for f in features)]
     if "input_ids" not in keys or "attention_mask" not in keys:
         return None
     for f in features:
@@ -98,7 +103,7 @@ def _shared_keys(features: Sequence[dict]) -> list[str] | None:
 
 
 def packed_embed(embed: Callable[[dict], Tensor], features: Sequence[dict], pad_token_id: int = 0,
-                 overhead: int = CHUNK_OVERHEAD_TOKENS) -> list[Tensor]:
+                 overhead: int | None = None) -> list[Tensor]:
     """The embeddings of every feature column, each distinct row encoded once, in length-sorted chunks.
 
     Args:
@@ -106,7 +111,7 @@ def packed_embed(embed: Callable[[dict], Tensor], features: Sequence[dict], pad_
         features: C tokenized columns, column c with B_c rows ("input_ids", "attention_mask", ... of shape
             (B_c, L_c)) and the same non-tensor entries (e.g. sentence-transformers' "modality").
         pad_token_id: written into input_ids where a row is padded past its column's width.
-        overhead: chunk cost for :func:`plan_chunks`.
+        overhead: chunk cost for :func:`plan_chunks` (None: CHUNK_OVERHEAD_TOKENS of the inputs' device type).
 
     Returns:
         C tensors, column c of shape (B_c, D), equal to ``embed(features[c])`` up to float rounding when the
@@ -122,15 +127,17 @@ def packed_embed(embed: Callable[[dict], Tensor], features: Sequence[dict], pad_
     stacked = {k: torch.cat([torch.nn.functional.pad(f[k], (0, width - f[k].shape[1]), value=fill[k])
                              for f in features]) for k in tensors}  # (sum B_c, width) each
     lengths = stacked["attention_mask"].sum(1).tolist()
-    rows = torch.cat([stacked[k] for k in sorted(tensors)], dim=1).tolist()  # identity of a row: all its entries
+    values = [stacked[k].tolist() for k in sorted(tensors)]  # a row's identity: its entries up to its length
     first: dict[tuple, int] = {}
-    owner = [first.setdefault(tuple(tuple(r[:n]) for r in _split(row, len(tensors), width)), i)
-             for i, (row, n) in enumerate(zip(rows, lengths))]
-    distinct = sorted(set(owner), key=lambda i: lengths[i])  # rows to encode, shortest first
+    owner = [first.setdefault(tuple(tuple(v[i][:n]) for v in values), i) for i, n in enumerate(lengths)]
+    distinct = sorted(set(owner), key=lambda i: (lengths[i], i))  # rows to encode, shortest first
+    device = stacked["input_ids"].device
+    if overhead is None:
+        overhead = CHUNK_OVERHEAD_TOKENS.get(device.type, CHUNK_OVERHEAD_TOKENS["cuda"])
     position = {row: p for p, row in enumerate(distinct)}
     embs, start = [], 0
     for end in plan_chunks([lengths[i] for i in distinct], overhead):
-        idx = torch.tensor(distinct[start:end], device=stacked["input_ids"].device)
+        idx = torch.tensor(distinct[start:end], device=device)
         longest = max(1, max(int(lengths[i]) for i in distinct[start:end]))
         chunk = {k: features[0][k] for k in keys if k not in tensors}
         chunk.update({k: v.index_select(0, idx)[:, :longest] for k, v in stacked.items()})
@@ -145,6 +152,3 @@ def packed_embed(embed: Callable[[dict], Tensor], features: Sequence[dict], pad_
         offset += n
     return out
 
-
-def _split(row: list[int], parts: int, width: int) -> list[list[int]]:
-    return [row[p * width:(p + 1) * width] for p in range(parts)]

@@ -84,6 +84,18 @@ def test_packed_embeddings_equal_one_pass_per_column_and_encode_each_text_once(t
         assert c.keys() == b.keys() and all(torch.equal(c[k], b[k]) for k in b if isinstance(b[k], torch.Tensor))
 
 
+def test_columns_an_earlier_forward_wrote_into_are_still_packed(toy):
+    columns = _columns(toy, TEXTS)
+    plain = [toy(c)["sentence_embedding"] for c in columns]  # sentence-transformers adds its outputs to each dict
+    assert "token_embeddings" in columns[0]
+    rows = []
+    packed = packed_embed(lambda f: rows.append(len(f["input_ids"])) or toy(f)["sentence_embedding"], columns,
+                          pad_token_id=toy.tokenizer.pad_token_id)
+    assert sum(rows) == 6  # packed: the 6 distinct texts of the 9 rows, not one pass per column
+    for a, b in zip(packed, plain):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
 def test_left_padded_columns_are_encoded_one_by_one(toy):
     columns = _columns(toy, TEXTS[:2])
     for c in columns:  # move each row's padding to the left: positions would shift if rows were repacked
