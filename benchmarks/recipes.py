@@ -29,6 +29,7 @@ from sentence_transformers.sentence_transformer.losses import CoSENTLoss, Matryo
 from torch import Tensor
 
 from piccolo_lib.losses import DEFAULT_HPARAMS, PiccoloLoss
+from piccolo_lib.packing import packed_embed
 from piccolo_lib.sampling import PiccoloCollator, TaskSpec
 
 from .workload import PASSAGE_MAX_LEN, QUERY_MAX_LEN, Batch
@@ -42,9 +43,15 @@ def collect_features(batch: dict) -> Features:
     return BaseTrainer.collect_features(None, batch)  # uses no trainer state
 
 
-def rows_and_tokens(features: list[dict[str, Tensor]]) -> tuple[int, int]:
-    """Rows the encoder runs on and padded tokens it processes, summed over the feature columns."""
-    return sum(f["input_ids"].shape[0] for f in features), sum(f["input_ids"].numel() for f in features)
+def rows_and_tokens(features: list[dict[str, Tensor]], packed: bool = False, pad_token_id: int = 0) -> tuple[int, int]:
+    """Rows the encoder runs on and padded tokens it processes: summed over the feature columns, or, ``packed``,
+    over the chunks :func:`piccolo_lib.packing.packed_embed` would encode (each distinct row once)."""
+    if not packed:
+        return sum(f["input_ids"].shape[0] for f in features), sum(f["input_ids"].numel() for f in features)
+    shapes: list[tuple[int, int]] = []
+    packed_embed(lambda f: shapes.append(tuple(f["input_ids"].shape)) or torch.zeros(len(f["input_ids"]), 1),
+                 features, pad_token_id=pad_token_id)
+    return sum(r for r, _ in shapes), sum(r * w for r, w in shapes)
 
 
 class Piccolo:
@@ -55,6 +62,7 @@ class Piccolo:
     def __init__(self, model, mrl_dims: Sequence[int] | None, *, mask_false_negatives: bool = True,
                  packed: bool = True) -> None:
         self.model, self.mrl_dims = model, list(mrl_dims) if mrl_dims else None
+        self.packed = packed
         self.mask = mask_false_negatives  # off: no text ids, the plain InfoNCE that MNRL computes
         self.collator = PiccoloCollator(model.preprocess, {}, query_max_len=QUERY_MAX_LEN,
                                         passage_max_len=PASSAGE_MAX_LEN)
@@ -74,6 +82,11 @@ class Piccolo:
 
     def loss(self, batch: Batch, prepared: Features) -> Tensor:
         return self.losses[batch.task](*prepared)
+
+    def encoded(self, features: list[dict[str, Tensor]]) -> tuple[int, int]:
+        """(rows, padded tokens) the encoder runs on for these features."""
+        pad = getattr(getattr(self.model, "tokenizer", None), "pad_token_id", None) or 0
+        return rows_and_tokens(features, packed=getattr(self, "packed", False), pad_token_id=pad)
 
 
 class PlainST(Piccolo):

@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 
 from .common import build, make_optimizer, repeats, stats, train_step
-from .recipes import Piccolo, Reference, rows_and_tokens
+from .recipes import Piccolo, Reference
 from .workload import MIXED_K, TASK_NAMES, make_batch
 
 BATCHES = (8, 16, 32, 64, 128)
@@ -63,7 +63,7 @@ def run(quick: bool = False) -> dict:
             batch = make_batch(p["task"], p["b"], p["k"], rng)
             r = recipes[p["recipe"]]
             dt, _, prepared = train_step(model, optimizer, lambda: r.prepare(batch), lambda x: r.loss(batch, x))
-            n_rows, n_tokens = rows_and_tokens(prepared[0])
+            n_rows, n_tokens = r.encoded(prepared[0])
             rows[i].append(n_rows)
             tokens[i].append(n_tokens)
             if rep > 0:

@@ -15,7 +15,7 @@ import torch
 
 from .common import backbones, build, make_optimizer, param_counts, repeats, stats, train_step
 from .memory import measure
-from .recipes import RECIPES, Piccolo, rows_and_tokens
+from .recipes import RECIPES, Piccolo
 from .workload import BATCH, MIXED_K, TASKS, mixed_batches
 
 NAMES = list(RECIPES)  # piccolo_lib, sentence-transformers, reference
@@ -66,7 +66,7 @@ def time_recipes(model, recipes: dict, cycles: list, budget_s: float, n_min: int
                 r = recipes[name]
                 dt, _, prepared = train_step(model, optimizer, lambda r=r: r.prepare(batch),
                                              lambda p, r=r: r.loss(batch, p))
-                rows, tokens = rows_and_tokens(prepared[0])
+                rows, tokens = r.encoded(prepared[0])
                 spent[name] += dt
                 if c > 0:
                     rec[name]["task"][batch.task].append(dt)
