@@ -151,4 +151,3 @@ def packed_embed(embed: Callable[[dict], Tensor], features: Sequence[dict], pad_
         out.append(table.index_select(0, gather[offset:offset + n]))
         offset += n
     return out
-
