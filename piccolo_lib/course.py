@@ -12,11 +12,14 @@ source notebooks (what the repository's tests require before a commit).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
+import os
 import re
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from .training import REPO_ROOT
@@ -62,6 +65,7 @@ if "google.colab" in sys.modules:  # on Colab: fetch the course and install it (
 # The block every notebook carries verbatim (tests/test_notebooks.py checks it).
 COLAB_BLOCK = colab_block()
 NOTEBOOKS = REPO_ROOT / "notebooks"
+IDLE_LIMIT_S = 240  # a cell whose kernel spends under 1 s of CPU this long has hung (KernelWatchdog)
 CELL_TIMEOUT_S = 1800  # per cell; the longest quick-mode cell (notebook 07: 6 e5-small fine-tunes + 7 evaluations) took over 15 min at load 8-13 on 2 cores
 
 
@@ -167,16 +171,154 @@ def strip(path: Path) -> bool:
     return new != text
 
 
+def _noninteractive_env(scratch: Path) -> dict[str, str]:
+    """Environment for a kernel nobody watches: no widgets (widgets.ENV), progress bars off (an IPython startup file).
+
+    A widget, and tqdm's notebook progress bar is one, can leave nbclient waiting forever (jupyter/nbclient#312),
+    and its saved state shows as a frozen bar on a published page. The startup file swaps ``tqdm.auto`` for a
+    disabled plain tqdm before any cell runs, so every library's bars (datasets, sentence-transformers, mteb)
+    stay silent. Returns the variables to set.
+    """
+    from .widgets import ENV
+
+    startup = scratch / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / "00-piccolo-noninteractive.py").write_text(NONINTERACTIVE_STARTUP, encoding="utf-8")
+    return {ENV: "0", "IPYTHONDIR": str(scratch)}
+
+
+NONINTERACTIVE_STARTUP = """# written by piccolo_lib.course: this kernel runs a notebook nobody watches (papermill)
+import tqdm.auto, tqdm.autonotebook, tqdm.std
+
+
+class _Quiet(tqdm.std.tqdm):
+    def __init__(self, *args, **kwargs):
+        kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
+
+
+def _trange(*args, **kwargs):
+    return _Quiet(range(*args), **kwargs)
+
+
+for _m in (tqdm.auto, tqdm.autonotebook):
+    _m.tqdm, _m.trange = _Quiet, _trange
+"""
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the block (the kernel papermill starts inherits them), then restore."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class KernelWatchdog:
+    """Stops a kernel that shows no activity for ``idle_limit`` seconds, naming the notebook and the cell.
+
+    Activity is CPU time spent by the kernel process and everything it started (a ``torchrun`` job, a stand-in
+    server): at least ``min_cpu`` seconds more than at the last mark. A widget hang (jupyter/nbclient#312)
+    leaves the kernel idle at about 0.0005 s of CPU per second, so it fails after ``idle_limit`` instead of
+    waiting out the per-cell timeout. The kernel is the child process that started after :meth:`start`.
+    """
+
+    def __init__(self, notebook: str, idle_limit: float = IDLE_LIMIT_S, poll: float = 5.0, min_cpu: float = 1.0):
+        import threading
+
+        self.notebook, self.idle_limit, self.poll, self.min_cpu = notebook, idle_limit, poll, min_cpu
+        self.cell: tuple[int, str] | None = None
+        self.fired: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"watchdog {notebook}")
+        self._mark = (time.monotonic(), 0.0)
+
+    def on_notebook_start(self, notebook=None, **_: object) -> None:
+        """nbclient hook: note papermill's injected cells, so a cell is named by its index in the source notebook."""
+        self._injected = [i for i, c in enumerate(notebook.cells if notebook else [])
+                          if "injected-parameters" in c.get("metadata", {}).get("tags", [])]
+
+    def on_cell_start(self, cell=None, cell_index: int = -1, **_: object) -> None:
+        """nbclient hook: a new cell counts as activity; remember which cell runs (its source index, first line)."""
+        first = next((line for line in "".join(cell.get("source", "") if cell else "").splitlines() if line.strip()), "")
+        self.cell = (cell_index - sum(i < cell_index for i in getattr(self, "_injected", [])), first[:60])
+        self._mark = (time.monotonic(), self._mark[1])
+
+    def start(self) -> "KernelWatchdog":
+        import psutil
+
+        self._me, self._known = psutil.Process(), {p.pid for p in psutil.Process().children()}
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=self.poll + 1)
+
+    def _kernel(self):
+        kids = [p for p in self._me.children() if p.pid not in self._known]
+        return next((p for p in kids if "ipykernel" in " ".join(p.cmdline())), kids[0] if kids else None)
+
+    @staticmethod
+    def _cpu(proc) -> float:
+        import psutil
+
+        total = 0.0
+        for p in [proc, *proc.children(recursive=True)]:
+            try:
+                t = p.cpu_times()
+                total += t.user + t.system + t.children_user + t.children_system
+            except psutil.Error:
+                pass
+        return total
+
+    def _run(self) -> None:
+        import psutil
+
+        kernel = None
+        while not self._stop.wait(self.poll):
+            try:
+                kernel = kernel if kernel is not None and kernel.is_running() else self._kernel()
+                if kernel is None:
+                    continue
+                cpu, now = self._cpu(kernel), time.monotonic()
+            except psutil.Error:
+                continue
+            since, at = self._mark
+            if cpu - at >= self.min_cpu or at == 0.0:
+                self._mark = (now, cpu)
+            elif now - since > self.idle_limit:
+                where = f"cell {self.cell[0]} ({self.cell[1]!r})" if self.cell else "a cell"
+                self.fired = (f"{self.notebook}: {where} showed no kernel activity for {now - since:.0f} s "
+                              f"(under {self.min_cpu} s of CPU); stopped. A widget created under nbclient can hang "
+                              "like this (jupyter/nbclient#312): draw it through piccolo_lib.widgets.interactive")
+                for p in [*kernel.children(recursive=True), kernel]:
+                    with contextlib.suppress(psutil.Error):
+                        p.kill()
+                return
+
+
 def execute(path: Path, out_dir: Path, mode: str = "quick", timeout: int = CELL_TIMEOUT_S,
-            kernel: str | None = None, progress: bool = True, solutions: bool = False) -> dict:
-    """Run one notebook with papermill into ``out_dir``.
+            kernel: str | None = None, progress: bool = True, solutions: bool = False,
+            idle_limit: float = IDLE_LIMIT_S) -> dict:
+    """Run one notebook with papermill into ``out_dir``, as a non-interactive run (no widgets, no progress bars).
 
     ``solutions`` is the notebook's parameter of that name: True fills in every exercise answer from
     ``notebooks/solutions/NN_name.py`` (so every check runs on a real answer); False leaves them ``None``
-    (each check prints what to do).
+    (each check prints what to do). ``idle_limit``: a cell whose kernel shows no activity this long fails
+    (:class:`KernelWatchdog`) instead of waiting out ``timeout``.
 
     Returns ``{"notebook", "ok", "seconds", "error", "traceback"}``; a failing cell is reported, not raised.
     """
+    import tempfile
+
     try:
         import papermill as pm
     except ImportError:
@@ -186,16 +328,28 @@ def execute(path: Path, out_dir: Path, mode: str = "quick", timeout: int = CELL_
 
     check_parameters_cell(path)
     out_dir.mkdir(parents=True, exist_ok=True)
+    kernel = kernel or ensure_kernel()
     t0 = time.perf_counter()
     error = trace = None
-    try:
-        pm.execute_notebook(str(path), str(out_dir / path.name), kernel_name=kernel or ensure_kernel(),
-                            parameters={"mode": mode, "output_dir": str(out_dir / "runs" / path.stem),
-                                        "solutions": bool(solutions)},
-                            cwd=str(path.parent), execution_timeout=timeout, progress_bar=progress)
-    except pm.PapermillExecutionError as e:  # the executed copy (with the traceback) is still written
-        error = f"cell {e.exec_count}: {e.ename}: {e.evalue}"
-        trace = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(e.traceback))  # without terminal colours
+    with tempfile.TemporaryDirectory(prefix="piccolo-ipython-") as scratch:
+        watchdog = KernelWatchdog(path.name, idle_limit=idle_limit)
+        try:
+            with _environment(_noninteractive_env(Path(scratch))):
+                watchdog.start()
+                pm.execute_notebook(str(path), str(out_dir / path.name), kernel_name=kernel,
+                                    parameters={"mode": mode, "output_dir": str(out_dir / "runs" / path.stem),
+                                                "solutions": bool(solutions)},
+                                    cwd=str(path.parent), execution_timeout=timeout, progress_bar=progress,
+                                    on_notebook_start=watchdog.on_notebook_start,
+                                    on_cell_start=watchdog.on_cell_start)
+        except pm.PapermillExecutionError as e:  # the executed copy (with the traceback) is still written
+            error = f"cell {e.exec_count}: {e.ename}: {e.evalue}"
+            trace = re.sub(r"\x1b\[[0-9;]*m", "", "\n".join(e.traceback))  # without terminal colours
+        except Exception as e:  # noqa: BLE001  the kernel died or a timeout: report it, run the next notebook
+            error = watchdog.fired or f"{type(e).__name__}: {e}"
+            trace = repr(e)
+        finally:
+            watchdog.stop()
     return {"notebook": path.name, "ok": error is None, "seconds": round(time.perf_counter() - t0, 1),
             "error": error, "traceback": trace}
 

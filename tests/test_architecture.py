@@ -5,7 +5,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "piccolo_lib"
 LAYERS = [  # bottom to top: the table of docs/architecture.md
-    ["paths", "errors", "compat", "scores", "gradcache", "packing", "merging", "synth_prompts", "synth_standin", "__init__"],
+    ["paths", "errors", "compat", "scores", "gradcache", "packing", "merging", "synth_prompts", "synth_standin", "widgets", "__init__"],
     ["losses", "sampling", "checkpoints"],
     ["validation", "data", "e5_small", "backbones", "model_card"],
     ["runtime", "model", "config"],
