@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--mode", default="auto", choices=["quick", "full", "auto"])
 
-    from .synth_cli import add_parser as add_synth_parser  # light: no torch or HF import
+    from .synth.cli import add_parser as add_synth_parser  # light: no torch or HF import
 
     add_synth_parser(dsub)
 
@@ -102,7 +102,7 @@ def _add_merge_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
-    from .merging import MergeError, merge_models
+    from .model.merging import MergeError, merge_models
 
     if len(args.paths) < 3:
         print("piccolo merge: need at least two models and an output folder", file=sys.stderr)
@@ -169,11 +169,11 @@ def _cmd_evaluation(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .benchmarking import evaluate_benchmark
-    from .cmteb import benchmark_tasks
+    from .evaluate.benchmarks import evaluate_benchmark
+    from .evaluate.cmteb import benchmark_tasks
     from .data import DataError
-    from .mirror import download, sample_mirror
-    from .reporting import build_reports, render
+    from .evaluate.mirror import download, sample_mirror
+    from .evaluate.reporting import build_reports, render
 
     names = [x.strip() for x in getattr(args, "tasks", "").split(",") if x.strip()] or None
     try:
@@ -198,7 +198,7 @@ def _cmd_evaluation(args: argparse.Namespace) -> int:
             return 0
         from sentence_transformers import SentenceTransformer
 
-        from .backbones import OFFLINE_BACKBONES, resolve_backbone
+        from .model.backbones import OFFLINE_BACKBONES, resolve_backbone
 
         model = SentenceTransformer(resolve_backbone(args.model), device=args.device)
         if args.prompts:
@@ -239,7 +239,7 @@ def _cmd_course(args: argparse.Namespace) -> int:
                       "add one (git remote add origin ...) and run piccolo course --strip again", file=sys.stderr)
             return 0
         if args.publish:  # the committed pages are always the offline quick run
-            from . import pages
+            from .course import pages
 
             runtime.setup("quick")
             manifest = pages.publish(only=args.only, timeout=args.timeout or course.CELL_TIMEOUT_S)
@@ -303,7 +303,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
         result = quickstart(args.mode, args.config, args.overrides, backbone=args.backbone)
         return 0 if result["finetuned"]["average"] > result["start"]["average"] else 1
     if args.cmd == "train":
-        from .training import load_config, train
+        from .train.loop import load_config, train
 
         cfg = load_config(args.config, args.overrides)
         if args.mode is None:
@@ -315,11 +315,11 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
     if args.cmd in ("eval", "report", "cmteb"):
         return _cmd_evaluation(args)
     if args.cmd == "data" and args.data_cmd == "synth":
-        from .synth_cli import cli as synth_cli
+        from .synth.cli import cli as synth_cli
 
         return synth_cli(args)
     if args.cmd == "data" and args.data_cmd == "mine":
-        from .mining import mine_file
+        from .train.mining import mine_file
 
         print(mine_file(args.model, args.in_path, args.out_path, range_min=args.range_min,
                         range_max=args.range_max, num_negatives=args.num_negatives,
@@ -333,10 +333,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
         return 0
     if args.cmd == "backbone":
         runtime.set_offline(True)
-        from .backbones import build_offline_bert, build_offline_decoder
+        from .model.backbones import build_offline_bert, build_offline_decoder
 
         if args.name == "e5-small":
-            from .e5_small import build_e5_small
+            from .model.e5_small import build_e5_small
 
             print(build_e5_small(args.out))
             return 0

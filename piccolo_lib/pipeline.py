@@ -15,8 +15,8 @@ import shutil
 import time
 from pathlib import Path
 
-from .backbones import DATA_SAMPLES
-from .training import REPO_ROOT, load_config, train
+from .model.backbones import DATA_SAMPLES
+from .train.loop import REPO_ROOT, load_config, train
 
 QUICK_CONFIG = REPO_ROOT / "configs" / "quickstart.yaml"  # e5-small, the real pretrained model
 TOY_CONFIG = REPO_ROOT / "configs" / "quickstart-toy.yaml"  # offline-bert, random init: the fastest run
@@ -61,9 +61,9 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     mode = runtime.setup(mode)
     from sentence_transformers import SentenceTransformer
 
-    from .evaluation import evaluate_model, local_tasks, reuse_embeddings, tfidf_baseline
+    from .evaluate.run import evaluate_model, local_tasks, reuse_embeddings, tfidf_baseline
     from .model import build_model
-    from .reporting import format_table
+    from .evaluate.reporting import format_table
 
     overrides = list(overrides or []) + ([f"backbone={backbone}"] if backbone else [])
     cfg = load_config(quickstart_config(mode, config, backbone), overrides)
@@ -129,7 +129,7 @@ def train_and_evaluate(cfg, data_dir: str | Path = DATA_SAMPLES / "eval", dims: 
     """
     from sentence_transformers import SentenceTransformer
 
-    from .evaluation import evaluate_model, local_tasks, reuse_embeddings
+    from .evaluate.run import evaluate_model, local_tasks, reuse_embeddings
 
     final = train(cfg)
     eval_dir = Path(cfg.output_dir) / "eval"

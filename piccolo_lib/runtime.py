@@ -84,8 +84,8 @@ def environment() -> dict:
     import transformers
 
     from . import __version__
-    from .backbones import minilm_path
-    from .e5_small import e5_small_status
+    from .model.backbones import minilm_path
+    from .model.e5_small import e5_small_status
 
     online = hub_reachable()
     return {

@@ -1,47 +1,85 @@
-"""piccolo_lib's layers (docs/architecture.md): arrows point down, no import circle, no private name crosses modules."""
+"""piccolo_lib's layers (docs/architecture.md): arrows point down, no import circle, no private name crosses modules.
+
+A room is a top-level module (``paths``) or a subpackage (``train``); a subpackage's files may import each other,
+but the rooms obey the layer table, which is the table of docs/architecture.md.
+"""
 
 import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "piccolo_lib"
 LAYERS = [  # bottom to top: the table of docs/architecture.md
-    ["paths", "errors", "compat", "scores", "gradcache", "packing", "merging", "synth_prompts", "synth_standin", "widgets", "__init__"],
-    ["losses", "sampling", "checkpoints"],
-    ["validation", "data", "e5_small", "backbones", "model_card"],
-    ["runtime", "model", "config"],
-    ["training", "mining", "refresh"],
-    ["local_benchmark", "mirror", "cmteb"],
-    ["evaluation", "benchmarking"],
-    ["reporting", "plots"],
-    ["pipeline", "course", "exercises", "pages", "synth_filters", "synth_backends", "synth", "synth_cli", "cli"],
+    ["paths", "errors", "compat", "scores", "text", "io", "__init__"],
+    ["losses"],
+    ["tasks"],
+    ["data"],
+    ["model", "runtime"],
+    ["train"],
+    ["evaluate"],
+    ["synth"],
+    ["pipeline", "course", "cli"],
 ]
 LAYER = {m: i for i, mods in enumerate(LAYERS) for m in mods}
 
 
-def imports() -> dict[str, list[tuple[str, list[str]]]]:
-    """{module: [(imported module, names)]} for every ``from .x import ...``, also inside functions.
+def files() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
 
-    A subpackage (``losses/``) is one room: its files count as that module, imports among them are internal.
-    """
+
+def dotted(path: Path) -> list[str]:
+    """piccolo_lib/train/loop.py -> ["train", "loop"]; piccolo_lib/train/__init__.py -> ["train"]."""
+    parts = list(path.relative_to(PACKAGE).with_suffix("").parts)
+    return parts[:-1] if parts[-1] == "__init__" and len(parts) > 1 else parts
+
+
+def file_imports() -> dict[str, list[tuple[str, list[str]]]]:
+    """{"train.loop": [("data.files", names), ...]} for every import of piccolo_lib code, also inside functions."""
     out: dict[str, list] = {}
-    for path in sorted(PACKAGE.glob("*.py")) + sorted(PACKAGE.glob("*/*.py")):
-        inner = path.parent != PACKAGE  # a file of a subpackage
-        name = path.parent.name if inner else path.stem
-        found = out.setdefault(name, [])
+    for path in files():
+        here = dotted(path)
+        package = here if path.name == "__init__.py" else here[:-1]
+        found = out.setdefault(".".join(here), [])
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            level = getattr(node, "level", 0) - (1 if inner else 0)
-            if isinstance(node, ast.ImportFrom) and inner and node.level == 1:
-                continue  # within the subpackage
-            if isinstance(node, ast.ImportFrom) and level == 1:
-                found.append(((node.module or "__init__").split(".")[0], [a.name for a in node.names]))
-            elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("piccolo_lib."):
-                found.append((node.module.split(".")[1], [a.name for a in node.names]))
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = package[:len(package) - (node.level - 1)]
+                target = base + (node.module.split(".") if node.module else [])
+            elif (node.module or "").startswith("piccolo_lib."):
+                target = node.module.split(".")[1:]
+            else:
+                continue
+            if not node.module:  # from . import a, b: a module of the package, or a name its __init__ defines
+                for a in node.names:
+                    full = target + [a.name]
+                    is_module = PACKAGE.joinpath(*full).with_suffix(".py").exists() or PACKAGE.joinpath(*full).is_dir()
+                    found.append((".".join(full if is_module else target) or "__init__", [a.name]))
+            else:
+                found.append((".".join(target) or "__init__", [a.name for a in node.names]))
     return out
 
 
-def test_every_module_has_a_layer():
+def room(module: str) -> str:
+    return module.split(".")[0] or "__init__"
+
+
+def imports() -> dict[str, list[tuple[str, list[str]]]]:
+    """{room: [(imported room, names)]}, imports within a room left out."""
+    out: dict[str, list] = {}
+    for module, deps in file_imports().items():
+        found = out.setdefault(room(module), [])
+        found += [(room(d), names) for d, names in deps if room(d) != room(module)]
+    return out
+
+
+def test_every_room_has_a_layer():
     missing = sorted(set(imports()) - set(LAYER))
     assert not missing, f"add {missing} to LAYERS here and to docs/architecture.md"
+
+
+def test_the_top_folder_holds_only_ground_and_jobs():
+    flat = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert len(flat) <= 10 and all(LAYER.get(m) in (0, 4, 8) for m in flat), flat
 
 
 def test_arrows_point_down():
@@ -50,8 +88,7 @@ def test_arrows_point_down():
     assert not upward, upward
 
 
-def test_no_import_circle():
-    graph = {m: {d for d, _ in deps if d != m} for m, deps in imports().items()}
+def _circle(graph: dict[str, set[str]]) -> None:
     state: dict[str, int] = {}
 
     def visit(node: str, path: list[str]) -> None:
@@ -67,10 +104,43 @@ def test_no_import_circle():
             visit(module, [module])
 
 
+def test_no_import_circle_between_rooms():
+    _circle({m: {d for d, _ in deps if d != m} for m, deps in imports().items()})
+
+
+def test_no_import_circle_between_files():
+    """Within a subpackage too (its ``__init__`` re-exports the face module, so it is left out)."""
+    graph = {}
+    for m, deps in file_imports().items():
+        if (PACKAGE.joinpath(*m.split(".")) / "__init__.py").exists():
+            continue
+        graph[m] = {d for d, _ in deps if d != m and not (PACKAGE.joinpath(*d.split(".")) / "__init__.py").exists()}
+    _circle(graph)
+
+
 def test_no_private_name_crosses_modules():
-    crossing = [f"{m} imports {d}.{n}" for m, deps in imports().items() for d, names in deps
+    crossing = [f"{m} imports {d}.{n}" for m, deps in file_imports().items() for d, names in deps
                 for n in names if n.startswith("_") and not n.startswith("__")]
     assert not crossing, crossing
+
+
+def test_no_private_attribute_of_another_module_is_used():
+    """``x._name`` where ``_name`` is a method or function another piccolo_lib module defines (e.g. GradCache
+    calling the loss adapter's private ``_embed``): use a public name, or move the code."""
+    defined: dict[str, set[str]] = {}
+    trees = {".".join(dotted(p)): ast.parse(p.read_text(encoding="utf-8")) for p in files()}
+    for module, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name.startswith("_") \
+                    and not node.name.startswith("__"):
+                defined.setdefault(node.name, set()).add(module)
+    found = []
+    for module, tree in trees.items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Attribute) and node.attr in defined and module not in defined[node.attr]:
+                if not (isinstance(node.value, ast.Name) and node.value.id in ("self", "cls")):
+                    found.append(f"{module}: .{node.attr} (defined in {sorted(defined[node.attr])})")
+    assert not found, found
 
 
 def test_the_layer_table_is_the_documented_one():

@@ -130,7 +130,7 @@ def test_dtype_and_attention_knobs(tmp_path, monkeypatch, saved_e5):
 def test_auto_pooling_is_last_token_only_for_decoders(config_cls, kwargs, expected):
     import transformers
 
-    from piccolo_lib.model import _auto_pooling
+    from piccolo_lib.model.build import _auto_pooling
 
     assert _auto_pooling(getattr(transformers, config_cls)(**kwargs)) == expected
 
@@ -454,19 +454,19 @@ def test_slug_from_the_git_remote(url, slug):
 
 
 def test_publishing_fills_the_slug_in_one_pass(tmp_path):
-    """course.py (the one place), every notebook's Colab cell and README's badges get the remote's slug."""
+    """course/runner.py (the one place), every notebook's Colab cell and README's badges get the remote's slug."""
     import shutil
 
     from piccolo_lib import course
     from piccolo_lib.config import REPO_ROOT
 
-    for part in ("piccolo_lib/course.py", "README.md", "notebooks/00_overview.ipynb", "notebooks/03_projection_head.ipynb"):
+    for part in ("piccolo_lib/course/runner.py", "README.md", "notebooks/00_overview.ipynb", "notebooks/03_projection_head.ipynb"):
         (tmp_path / part).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO_ROOT / part, tmp_path / part)
     before = (tmp_path / "notebooks/03_projection_head.ipynb").read_text(encoding="utf-8")
     changed = course.fill_slug("someone/piccolo2-course", tmp_path)
-    assert sorted(p.name for p in changed) == ["00_overview.ipynb", "03_projection_head.ipynb", "README.md", "course.py"]
-    assert 'REPO_SLUG = "someone/piccolo2-course"' in (tmp_path / "piccolo_lib/course.py").read_text()
+    assert sorted(p.name for p in changed) == ["00_overview.ipynb", "03_projection_head.ipynb", "README.md", "runner.py"]
+    assert 'REPO_SLUG = "someone/piccolo2-course"' in (tmp_path / "piccolo_lib/course/runner.py").read_text()
     assert "colab.research.google.com/github/someone/piccolo2-course/blob/main/notebooks/00_overview.ipynb" \
         in (tmp_path / "README.md").read_text(encoding="utf-8")
     after = (tmp_path / "notebooks/03_projection_head.ipynb").read_text(encoding="utf-8")

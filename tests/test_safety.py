@@ -61,7 +61,7 @@ def test_no_pickle_eval_unsafe_yaml_or_unsafe_torch_load_in_project_sources():
 
 
 def test_trust_remote_code_is_off_unless_asked(monkeypatch):
-    import piccolo_lib.model as model_module
+    import piccolo_lib.model.build as model_module
     from piccolo_lib.training import TrainConfig, load_config
 
     assert TrainConfig().trust_remote_code is False and load_config(None).trust_remote_code is False

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from ..packing import packed_embed
+from ..model.packing import packed_embed
 from .distributed import gather_candidates
 from .functions import FALSE_NEGATIVE_MODES, cls_contrast, cosent, matryoshka, retrieval_infonce
 from .routing import DEFAULT_HPARAMS, canonical_type
@@ -91,7 +91,7 @@ class PiccoloLoss(torch.nn.Module):
 
     def forward(self, features: list[dict[str, Tensor]], labels: Tensor | None = None, **_: object) -> Tensor:
         if self.gradient_cache_minibatch > 0 and torch.is_grad_enabled():
-            from ..gradcache import cached_loss  # embed in chunks without a graph, backprop chunk by chunk
+            from ..model.gradcache import cached_loss  # embed in chunks without a graph, backprop chunk by chunk
 
             loss = cached_loss(self, features, labels, self.gradient_cache_minibatch)
         else:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .sampling import text_id
+from ..data.sampling import text_id
 
 
 @dataclass

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from .cmteb import BENCHMARKS, benchmark_tasks
-from .evaluation import evaluate_model, label_names, zero_shot_task
-from .local_benchmark import local_tasks
+from .run import evaluate_model, label_names, zero_shot_task
+from .local import local_tasks
 from .mirror import hub_host, mirror_tasks, nested_splits
-from .paths import DATA_SAMPLES
-from .runtime import hub_reachable
+from ..paths import DATA_SAMPLES
+from ..runtime import hub_reachable
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.modules import Dense, Normalize, Pooling, Transformer
 
 from .backbones import resolve_backbone
-from .errors import ConfigError, MissingPackage
+from ..errors import ConfigError, MissingPackage
 
 REPORT_DIMS = (256, 512, 768, 1024, 1280, 1536, 1792)  # the dims the report evaluates (report, 'Matryoshka representation learning')
 REPORT_WIDTH, REPORT_HIDDEN = 1792, 1024

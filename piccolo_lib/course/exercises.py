@@ -26,7 +26,7 @@ import types
 from pathlib import Path
 from typing import Any, Callable
 
-from .paths import REPO_ROOT
+from ..paths import REPO_ROOT
 
 SOLUTIONS = REPO_ROOT / "notebooks" / "solutions"
 

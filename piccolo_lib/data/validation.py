@@ -21,7 +21,7 @@ from pathlib import Path
 
 import datasets
 
-from .losses import canonical_type
+from ..losses import canonical_type
 
 RECORD_COLUMNS = {
     "retri_contrast": ("text", "text_pos", "text_neg"),

@@ -32,12 +32,12 @@ from typing import Any
 import torch
 from sentence_transformers import SentenceTransformer
 
-from .backbones import resolve_backbone
-from .data import read_jsonl
-from .errors import ConfigError
-from .losses import canonical_type
-from .model import build_model, is_sentence_transformers_folder
-from .sampling import text_id
+from ..model.backbones import resolve_backbone
+from ..data import read_jsonl
+from ..errors import ConfigError
+from ..losses import canonical_type
+from ..model import build_model, is_sentence_transformers_folder
+from ..data.sampling import text_id
 
 
 @dataclass

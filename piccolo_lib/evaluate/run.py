@@ -40,8 +40,8 @@ from sentence_transformers import SentenceTransformer
 from sklearn.exceptions import ConvergenceWarning, UndefinedMetricWarning
 from threadpoolctl import ThreadpoolController
 
-from .local_benchmark import TfidfEncoder, local_tasks  # noqa: F401  (re-exported)
-from .scores import CATEGORIES, aggregate, format_table  # noqa: F401  (re-exported)
+from .local import TfidfEncoder, local_tasks  # noqa: F401  (re-exported)
+from ..scores import CATEGORIES, aggregate, format_table  # noqa: F401  (re-exported)
 
 TFIDF_NAME = "tfidf-char-ngram"
 _REVISION = "local"  # mteb's model-revision folder: a model is identified by model_name alone
@@ -377,7 +377,7 @@ def tfidf_baseline(tasks: list, output_dir: str | Path, fit_texts: list[str] | N
     Returns:
         The summary dict of ``evaluate_model``.
     """
-    from .local_benchmark import fit_texts as local_fit_texts
+    from .local import fit_texts as local_fit_texts
 
     texts = local_fit_texts(tasks) if fit_texts is None else fit_texts
     if not texts:

@@ -139,7 +139,7 @@ class TransformersBackend:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from .backbones import resolve_backbone
+        from ..model.backbones import resolve_backbone
 
         path = resolve_backbone(model)
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import datasets
 
-from .errors import UserError
+from ..errors import UserError
 from .validation import RECORD_COLUMNS, Records, columns, validate  # noqa: F401 (RECORD_COLUMNS re-exported)
 
 LOSS_NAMES = {"retri_contrast": "InfoNCE (tau 0.01)", "cosent": "CoSENT (tau 0.05, w 0.04)",

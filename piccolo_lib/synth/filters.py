@@ -26,7 +26,7 @@ import re
 import unicodedata
 from typing import Any
 
-from .synth_prompts import FIELDS
+from .prompts import FIELDS
 
 REASONS = ("malformed_json", "missing_field", "empty_text", "not_chinese", "positive_equals_negative",
            "duplicate", "inconsistent")
@@ -158,6 +158,6 @@ def load_encoder(name: str, device: str | None = None) -> Any:
     """The consistency filter's embedding model: an offline backbone alias (``e5-small``), a folder or a hub name."""
     from sentence_transformers import SentenceTransformer
 
-    from .backbones import resolve_backbone
+    from ..model.backbones import resolve_backbone
 
     return SentenceTransformer(resolve_backbone(name), device=device)

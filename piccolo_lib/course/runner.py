@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from .training import REPO_ROOT
+from ..paths import REPO_ROOT
 
 KERNEL = "piccolo-course"
 # Where Colab fetches the course from (the library alone is not enough: data_samples/ and configs/ too).
@@ -132,9 +132,9 @@ def git_remote_slug(root: Path = REPO_ROOT) -> str | None:
 
 
 def fill_slug(slug: str, root: Path = REPO_ROOT) -> list[Path]:
-    """Write ``slug`` where the course names its repository: REPO_SLUG in piccolo_lib/course.py, every
+    """Write ``slug`` where the course names its repository: REPO_SLUG in piccolo_lib/course/runner.py, every
     notebook's Colab cell and README's badges. Returns the files changed (none when already there)."""
-    course_py = root / "piccolo_lib" / "course.py"
+    course_py = root / "piccolo_lib" / "course" / "runner.py"
     old = re.search(r'^REPO_SLUG = "([^"]+)"', course_py.read_text(encoding="utf-8"), re.M).group(1)
     if old == slug:
         return []
@@ -322,7 +322,7 @@ def execute(path: Path, out_dir: Path, mode: str = "quick", timeout: int = CELL_
     try:
         import papermill as pm
     except ImportError:
-        from .errors import MissingPackage
+        from ..errors import MissingPackage
 
         raise MissingPackage("running the notebooks needs papermill and JupyterLab: pip install -e '.[course]'") from None
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from statistics import fmean
 from typing import Any
 
-from .model_card import model_card_section  # noqa: F401  (re-exported: its old home)
-from .scores import CATEGORIES, aggregate, format_table  # noqa: F401  (re-exported: reporting.CATEGORIES, ...)
+from ..model.card import model_card_section  # noqa: F401  (re-exported: its old home)
+from ..scores import CATEGORIES, aggregate, format_table  # noqa: F401  (re-exported: reporting.CATEGORIES, ...)
 
 SPLIT_PREFERENCE = ("test", "dev", "validation")
 _NOT_METRIC = re.compile(r"time|samples|^num_|^n_|count|hf_subset|languages|version")

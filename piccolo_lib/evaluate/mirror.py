@@ -166,7 +166,7 @@ def download(root: str | Path, tasks: list, force: bool = False) -> list[Path]:
     Raises:
         ConnectionError: The hub (``HF_ENDPOINT`` or huggingface.co) is unreachable or offline mode is on.
     """
-    from .runtime import hub_reachable
+    from ..runtime import hub_reachable
 
     host = hub_host()
     if not hub_reachable(host):
@@ -204,8 +204,8 @@ def sample_mirror(root: str | Path, data_dir: str | Path | None = None) -> list[
     data are the course's samples, not those datasets: the mirror tests the offline path and its
     ``source``/``revision`` say so. Returns the task names.
     """
-    from .backbones import DATA_SAMPLES
-    from .local_benchmark import local_tasks
+    from ..model.backbones import DATA_SAMPLES
+    from .local import local_tasks
 
     local = {t.metadata.type: t for t in local_tasks(Path(data_dir) if data_dir else DATA_SAMPLES / "eval")}
     for task in local.values():

@@ -20,9 +20,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .synth import SynthConfig, run_synth
-from .synth_backends import SynthError
-from .synth_filters import MIN_CJK_SHARE, REASONS, cjk_share
+from .pipeline import SynthConfig, run_synth
+from .backends import SynthError
+from .filters import MIN_CJK_SHARE, REASONS, cjk_share
 
 _POSITIVE = ("tasks_per_domain", "examples_per_task", "batch_size", "top_k", "max_new_tokens", "max_consecutive_failures")
 

@@ -8,7 +8,7 @@ Introduced in notebooks/03_projection_head.ipynb (the saved model folder).
 
 from __future__ import annotations
 
-from .scores import format_table
+from ..scores import format_table
 
 
 def model_card_section(training_info: dict, summaries: list[dict] | None = None) -> str:

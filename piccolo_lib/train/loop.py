@@ -23,9 +23,9 @@ from pathlib import Path
 from .checkpoints import (EXIT_SIGTERM, AtomicCheckpoints, TrainingInterrupted, last_checkpoint,
                           remove_incomplete, sigterm_callback, stop_on_sigterm)
 from .config import REPO_ROOT, TrainConfig, auto_precision, load_config, resolve_path  # noqa: F401 (re-exported: the old home)
-from .data import as_retrieval, load_train_sets, summary
-from .errors import ConfigError
-from .model_card import model_card_section
+from ..data import as_retrieval, load_train_sets, summary
+from ..errors import ConfigError
+from ..model.card import model_card_section
 
 
 def _loggers(report_to: str, out: Path) -> tuple[str, list]:
@@ -182,10 +182,10 @@ def training_parts(cfg: TrainConfig, *, world_size: int = 1, tracker: list | Non
     """
     from transformers import set_seed
 
-    from .losses import PiccoloLoss
-    from .model import (add_lora, build_model, default_mrl_dims, embedding_dim, extend_position_embeddings,
+    from ..losses import PiccoloLoss
+    from ..model import (add_lora, build_model, default_mrl_dims, embedding_dim, extend_position_embeddings,
                         freeze_for_speed, freeze_position_embeddings, load_projection, set_dropout)
-    from .sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
+    from ..data.sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
 
     _check_knobs(cfg)
     sets = load_train_sets([resolve_path(p) for p in cfg.data], root=cfg.data_root and resolve_path(cfg.data_root),
@@ -266,7 +266,7 @@ def train(cfg: TrainConfig) -> Path:
     from datasets import DatasetDict
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
 
-    from .model import merge_lora
+    from ..model import merge_lora
 
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank0 = int(os.environ.get("RANK", "0")) == 0

@@ -23,7 +23,7 @@ import torch
 from sentence_transformers.base.sampler import MultiDatasetDefaultBatchSampler
 from torch.utils.data import ConcatDataset
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 
 def text_id(text: str) -> int:

@@ -36,8 +36,8 @@ from mteb.abstasks import (
     AbsTaskSTS,
 )
 
-from .data import DataError, read_jsonl
-from .scores import CATEGORIES
+from ..data import DataError, read_jsonl
+from ..scores import CATEGORIES
 
 _TASK_VERSION = "2"  # part of each task's data hash: bump it when task construction changes
 

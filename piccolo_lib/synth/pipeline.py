@@ -39,9 +39,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .synth_backends import HTTPBackend, SynthError, TransformersBackend
-from .synth_filters import MIN_CJK_SHARE, REASONS, check_triple, consistency_ranks, dedup, load_encoder, parse_tasks
-from .synth_prompts import BRAINSTORM_PROMPT, DEFAULT_DOMAINS, EXAMPLE_PROMPT, KNOBS, PROMPT_VERSION
+from .backends import HTTPBackend, SynthError, TransformersBackend
+from .filters import MIN_CJK_SHARE, REASONS, check_triple, consistency_ranks, dedup, load_encoder, parse_tasks
+from .prompts import BRAINSTORM_PROMPT, DEFAULT_DOMAINS, EXAMPLE_PROMPT, KNOBS, PROMPT_VERSION
 
 GIVEN_DOMAIN = "given"  # the domain of tasks passed in directly (no brainstorm step)
 

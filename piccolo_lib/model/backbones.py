@@ -31,8 +31,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import InputNotFound
-from .paths import DATA_SAMPLES, cache_root  # noqa: F401  (re-exported: backbones.DATA_SAMPLES, ...)
+from ..errors import InputNotFound
+from ..paths import DATA_SAMPLES, cache_root  # noqa: F401  (re-exported: backbones.DATA_SAMPLES, ...)
 
 OFFLINE_BACKBONES = ("e5-small", "offline-bert", "offline-decoder", "minilm")
 _SPECIAL_BERT = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -66,7 +66,7 @@ def sample_texts(data_dir: Path = DATA_SAMPLES) -> list[str]:
             for v in value.values():
                 walk(v)
 
-    from .data import read_jsonl  # imported here: it pulls in `datasets`, which building a vocab does not need
+    from ..data import read_jsonl  # imported here: it pulls in `datasets`, which building a vocab does not need
 
     for path in sorted(Path(data_dir).glob("**/*.jsonl")):
         walk(read_jsonl(path))

@@ -143,7 +143,7 @@ def benchmark_spec(name: str, tasks: list[str] | None = None) -> BenchmarkSpec:
 
 def _benchmark_spec(name: str) -> BenchmarkSpec:
     if name == "local":
-        from .local_benchmark import local_main_scores
+        from .local import local_main_scores
 
         types = {f"PiccoloLocal{c}": c for c in LEGACY_METRICS}
         tasks = tuple(TaskSpec(n, types[n], ("test",), ("default",), metric)
