@@ -75,7 +75,7 @@ def test_no_notebook_builds_a_widget_itself(path):
         src = "".join(cell["source"])
         if cell["cell_type"] == "code":
             assert "ipywidgets" not in src and "interact(" not in src.replace("interactive(", ""), \
-                f"{path.name} cell {i}: make widgets through piccolo_lib.widgets.interactive (a static fallback " \
+                f"{path.name} cell {i}: make widgets through piccolo_lib.course.widgets.interactive (a static fallback " \
                 "under papermill, where a widget can hang the run: jupyter/nbclient#312)"
 
 

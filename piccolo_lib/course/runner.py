@@ -298,7 +298,7 @@ class KernelWatchdog:
                 where = f"cell {self.cell[0]} ({self.cell[1]!r})" if self.cell else "a cell"
                 self.fired = (f"{self.notebook}: {where} showed no kernel activity for {now - since:.0f} s "
                               f"(under {self.min_cpu} s of CPU); stopped. A widget created under nbclient can hang "
-                              "like this (jupyter/nbclient#312): draw it through piccolo_lib.widgets.interactive")
+                              "like this (jupyter/nbclient#312): draw it through piccolo_lib.course.widgets.interactive")
                 for p in [*kernel.children(recursive=True), kernel]:
                     with contextlib.suppress(psutil.Error):
                         p.kill()
