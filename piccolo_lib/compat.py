@@ -29,17 +29,17 @@ class PrivateTouch:
 
 
 TOUCHES = (
-    PrivateTouch("transformers:Trainer", "_save_checkpoint", ("self", "model", "trial"), "piccolo_lib/checkpoints.py",
+    PrivateTouch("transformers:Trainer", "_save_checkpoint", ("self", "model", "trial"), "piccolo_lib/train/checkpoints.py",
                  "write checkpoint-N under a temporary name and rename it into place (atomic checkpoints)"),
-    PrivateTouch("transformers:Trainer", "_get_output_dir", ("self", "trial"), "piccolo_lib/checkpoints.py",
+    PrivateTouch("transformers:Trainer", "_get_output_dir", ("self", "trial"), "piccolo_lib/train/checkpoints.py",
                  "redirect the checkpoint folder to tmp-checkpoint-N while it is written"),
-    PrivateTouch("transformers.trainer_utils:rotate_checkpoints", "__call__", None, "piccolo_lib/checkpoints.py",
+    PrivateTouch("transformers.trainer_utils:rotate_checkpoints", "__call__", None, "piccolo_lib/train/checkpoints.py",
                  "the Trainer's save_total_limit rotation, re-run after the rename"),
     PrivateTouch("mteb.cache:ResultCache", "save_to_cache", ("self", "task_result", "model_name", "model_revision"),
-                 "piccolo_lib/evaluation.py", "write each result file through a temp file + os.replace"),
+                 "piccolo_lib/evaluate/run.py", "write each result file through a temp file + os.replace"),
     PrivateTouch("mteb.abstasks:AbsTaskClustering", "_evaluate_subset", ("self", "model", "data_split"),
-                 "piccolo_lib/local_benchmark.py", "reseed the clustering resamples on every run"),
-    PrivateTouch("mteb.abstasks:AbsTask", "_eval_splits", None, "piccolo_lib/evaluation.py, piccolo_lib/mirror.py",
+                 "piccolo_lib/evaluate/local.py", "reseed the clustering resamples on every run"),
+    PrivateTouch("mteb.abstasks:AbsTask", "_eval_splits", None, "piccolo_lib/evaluate/run.py, piccolo_lib/evaluate/mirror.py",
                  "a zero-shot or mirrored twin of a task keeps the original's splits"),
     PrivateTouch("sentence_transformers.base.trainer:BaseTrainer", "collect_features", ("self", "inputs"),
                  "benchmarks/recipes.py", "split a collated batch into features and labels as the Trainer does"),
