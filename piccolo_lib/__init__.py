@@ -21,7 +21,8 @@ __version__ = "0.2.0"
 MOVED = {  # old module path (under piccolo_lib) -> where its code lives now
     "validation": "data.validation", "sampling": "data.sampling",
     "backbones": "model.backbones", "e5_small": "model.e5_small", "model_card": "model.card",
-    "merging": "model.merging", "packing": "model.packing", "gradcache": "model.gradcache",
+    "merging": "model.merging", "packing": "model.packing", "gradcache": "train.adapter",
+    "losses.adapter": "train.adapter", "losses.routing": "tasks",
     "config": "train.config", "training": "train.loop", "checkpoints": "train.checkpoints",
     "refresh": "train.refresh", "mining": "train.mining",
     "local_benchmark": "evaluate.local", "evaluation": "evaluate.run", "cmteb": "evaluate.cmteb",

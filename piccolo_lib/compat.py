@@ -46,6 +46,26 @@ TOUCHES = (
 )
 
 
+@dataclass(frozen=True)
+class Behaviour:
+    """Something our code relies on a dependency doing (or not doing), checked by running it, not by a signature."""
+
+    name: str
+    relied_on_by: str
+    what: str
+    test: str  # the test that runs it
+
+
+BEHAVIOURS = (
+    Behaviour("ddp-broadcast-buffers", "piccolo_lib/train/loop.py (training_arguments), piccolo_lib/model/packing.py, "
+              "piccolo_lib/train/adapter.py",
+              "under DDP the ranks of one step run different numbers of encoder calls (packed chunks and GradCache "
+              "mini-batches follow each rank's own text lengths); torch's DDP allows that only with broadcast_buffers "
+              "off, which training_arguments sets (sentence-transformers' default too)",
+              "tests/test_compat.py::test_ranks_may_run_different_numbers_of_forwards_because_buffers_are_not_broadcast"),
+)
+
+
 def _resolve(path: str):
     module, _, name = path.partition(":")
     obj = importlib.import_module(module)

@@ -97,16 +97,20 @@ def test_extend_position_embeddings_keeps_trained_positions():
 
 
 def test_frozen_position_embeddings_stay_unchanged_after_a_step():
-    from piccolo_lib.losses import PiccoloLoss
     from piccolo_lib.model import freeze_position_embeddings
+    from piccolo_lib.tasks import PiccoloCollator, TaskSpec
+    from piccolo_lib.train.adapter import PiccoloLoss
 
     model = build_model("offline-bert")
     frozen = freeze_position_embeddings(model)
     assert len(frozen) == 1 and frozen[0].endswith("embeddings.position_embeddings.weight")
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    feats = [model.preprocess(TEXTS), model.preprocess(TEXTS[::-1])]
-    PiccoloLoss(model, "cosent")(feats, torch.tensor([1.0, 2.0, 3.0])).backward()
+    rows = [{"dataset_name": "s", "_row": i, "text": a, "text_pair": b, "label": float(i)}
+            for i, (a, b) in enumerate(zip(TEXTS, TEXTS[::-1]))]
+    batch = PiccoloCollator(model.preprocess, {"s": TaskSpec("cosent")})(rows)
+    feature = {k[len("texts_"):]: v for k, v in batch.items() if k.startswith("texts_")}
+    PiccoloLoss(model, "cosent")([feature], batch["label"]).backward()
     opt.step()
     after = dict(model.named_parameters())
     assert torch.equal(after[frozen[0]], before[frozen[0]])

@@ -191,15 +191,15 @@ def binary_sentiment(tmp_path, n=24):
 
 
 def test_collator_takes_min_k_available_label_negatives_per_row():
-    from piccolo_lib.sampling import PiccoloCollator, TaskSpec
+    from piccolo_lib.tasks import PiccoloCollator, TaskSpec
 
     def tok(texts, max_length):
-        return {"input_ids": torch.zeros(len(texts), 2, dtype=torch.long)}
+        return {"input_ids": torch.ones(len(texts), 2, dtype=torch.long)}
 
     rows = [{"dataset_name": "c", "_row": 0, "text": "a", "text_pos": "甲", "text_neg": ["乙"]},
             {"dataset_name": "c", "_row": 1, "text": "b", "text_pos": "乙", "text_neg": ["甲", "丙", "丁"]}]
     batch = PiccoloCollator(tok, {"c": TaskSpec("cls_contrast", neg_num=2)})(rows)
-    labels = batch["label"]  # (B, 1 + K): indices into the distinct label texts, -1 = no negative there
+    labels = batch["label"]["labels"]  # (B, 1 + K): rows of the batch's text table, -1 = no negative there
     assert labels.shape == (2, 3)
     assert (labels[0, 1:] >= 0).sum() == 1 and labels[0, 2] == -1, "one label negative available: one used"
     assert (labels[1, 1:] >= 0).sum() == 2 and len(set(labels[1].tolist())) == 3, "K of 3, without repeats"
@@ -241,25 +241,25 @@ def test_binary_classification_set_trains_end_to_end(tmp_path):
 
 def test_prompts_reach_sts_and_classification_batches():
     """Queries, both STS sides and classification texts get the query prompt; passages and labels the passage one."""
-    from piccolo_lib.sampling import PiccoloCollator, TaskSpec
+    from piccolo_lib.tasks import PiccoloCollator, TaskSpec
 
     seen = []
 
     def tok(texts, max_length):
         seen.append(list(texts))
-        return {"input_ids": torch.zeros(len(texts), 2, dtype=torch.long)}
+        return {"input_ids": torch.ones(len(texts), 2, dtype=torch.long)}
 
     specs = {name: TaskSpec(task, 1, "Q: ", "P: ") for name, task in
              [("r", "retri_contrast"), ("s", "cosent"), ("c", "cls_contrast")]}
     collate = PiccoloCollator(tok, specs)
     collate([{"dataset_name": "s", "_row": 0, "text": "一", "text_pair": "二", "label": 1.0}])
-    assert seen == [["Q: 一"], ["Q: 二"]]
+    assert seen == [["Q: 一", "Q: 二"]]  # both sides are queries: one call for the batch's query role
     seen.clear()
     collate([{"dataset_name": "c", "_row": 0, "text": "文", "text_pos": "甲", "text_neg": ["乙"]}])
-    assert seen == [["Q: 文"], ["P: 乙", "P: 甲"]]
+    assert seen == [["Q: 文"], ["P: 乙", "P: 甲"]]  # one call per role: the texts, then the distinct labels
     seen.clear()
     collate([{"dataset_name": "r", "_row": 0, "text": "问", "text_pos": "答", "text_neg": ["错"]}])
-    assert seen == [["Q: 问"], ["P: 答"], ["P: 错"]]
+    assert seen == [["Q: 问"], ["P: 答", "P: 错"]]
 
 
 def test_dataset_prompts_reach_an_sts_dataset(tmp_path, monkeypatch):

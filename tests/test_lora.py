@@ -11,7 +11,8 @@ from sentence_transformers import SentenceTransformer
 pytest.importorskip("peft")
 
 from piccolo_lib.backbones import build_offline_decoder  # noqa: E402
-from piccolo_lib.losses import PiccoloLoss  # noqa: E402
+from piccolo_lib.tasks import PiccoloCollator, TaskSpec  # noqa: E402
+from piccolo_lib.train.adapter import PiccoloLoss  # noqa: E402
 from piccolo_lib.model import add_lora, build_model, merge_lora  # noqa: E402
 from piccolo_lib.training import load_config, train  # noqa: E402
 from test_training import fixture_data as training_fixture  # noqa: E402
@@ -67,8 +68,11 @@ def test_a_step_changes_only_adapters_and_head(decoder):
                           atol=1e-6), "B starts at zero: an adapted model starts as its base model"
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    feats = [model.preprocess(TEXTS), model.preprocess(TEXTS[::-1])]
-    PiccoloLoss(model, "cosent")(feats, torch.tensor([1.0, 2.0, 3.0, 4.0])).backward()
+    rows = [{"dataset_name": "s", "_row": i, "text": a, "text_pair": b, "label": float(i + 1)}
+            for i, (a, b) in enumerate(zip(TEXTS, TEXTS[::-1]))]
+    batch = PiccoloCollator(model.preprocess, {"s": TaskSpec("cosent")}, pad_token_id=model.tokenizer.pad_token_id)(rows)
+    feature = {k[len("texts_"):]: v for k, v in batch.items() if k.startswith("texts_")}
+    PiccoloLoss(model, "cosent")([feature], batch["label"]).backward()
     opt.step()
     changed = {n for n, p in model.named_parameters() if not torch.equal(p, before[n])}
     assert changed == set(trainable(model)) and start == sum(before[n].numel() for n in changed)

@@ -6,9 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from piccolo_lib.losses import (
-    PiccoloLoss, canonical_type, cls_contrast, cosent, matryoshka, retrieval_infonce,
-)
+from piccolo_lib.losses import cls_contrast, cosent, matryoshka, retrieval_infonce
+from piccolo_lib.tasks import canonical_type
 
 
 def cos(a, b):
@@ -130,48 +129,6 @@ def test_unknown_task_type_is_a_clear_error():
     assert canonical_type("sts") == "cosent"
     with pytest.raises(ValueError, match="unknown task type 'regression'.*retri_contrast"):
         canonical_type("regression")
-
-
-class _Lookup(torch.nn.Module):
-    """A 'model' that embeds token id rows by summing a fixed embedding table."""
-
-    def __init__(self):
-        super().__init__()
-        self.table = torch.nn.Embedding(20, 6)
-
-    def forward(self, f):
-        return {"sentence_embedding": self.table(f["input_ids"]).sum(1)}
-
-
-def test_cls_adapter_dedup_equals_encoding_every_label_string():
-    torch.manual_seed(0)
-    model = _Lookup()
-    text = {"input_ids": torch.tensor([[1, 2], [3, 4], [5, 6]])}
-    distinct = {"input_ids": torch.tensor([[10, 11], [12, 13], [14, 15]])}  # 3 distinct label texts
-    index = torch.tensor([[0, 1, 2], [1, 0, 2], [0, 2, 1]])  # (B, 1 + K)
-    loss = PiccoloLoss(model, "cls_contrast")([text, distinct], index, num_items_in_batch=3)
-    loss.backward()
-    grad_dedup = model.table.weight.grad.clone()
-    model.zero_grad()
-    e = model(text)["sentence_embedding"]
-    every = model({"input_ids": distinct["input_ids"][index.reshape(-1)]})["sentence_embedding"].reshape(3, 3, -1)
-    ref = cls_contrast(e, every[:, 0], every[:, 1:])
-    ref.backward()
-    assert loss.item() == pytest.approx(ref.item(), abs=1e-6)
-    assert torch.allclose(grad_dedup, model.table.weight.grad, atol=1e-6)
-
-
-def test_retrieval_adapter_with_mrl_uses_one_forward_pass_per_column():
-    model = _Lookup()
-    calls = []
-    model.register_forward_hook(lambda *a: calls.append(1))
-    feats = [{"input_ids": torch.randint(0, 20, (4, 3))} for _ in range(3)]  # query, pos, 4 x K=1 neg
-    ids = torch.arange(8).reshape(4, 2)
-    loss = PiccoloLoss(model, "retrieval", mrl_dims=[2, 4, 6])(feats, ids)
-    assert torch.isfinite(loss) and len(calls) == 3
-    q, p, n = (model(f)["sentence_embedding"] for f in feats)
-    expected = matryoshka(retrieval_infonce, [2, 4, 6], (q, p, n[:, None]))
-    assert loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_infonce_equals_sentence_transformers_mnrl_with_scale_1_over_tau(emb):

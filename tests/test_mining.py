@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from piccolo_lib.data import read_jsonl
-from piccolo_lib.mining import MiningStats, mine_file, mine_hard_negatives
+from piccolo_lib.train.mining import MiningStats, mine_file, mine_hard_negatives
 from piccolo_lib.model import build_model
-from piccolo_lib.sampling import text_id
+from piccolo_lib.text import text_id
 
 RETRIEVAL = Path(__file__).resolve().parent.parent / "data_samples" / "train" / "retrieval.jsonl"
 
@@ -211,3 +211,15 @@ def test_mine_file_writes_utf8_jsonl_and_loads_saved_models(bert, tmp_path):
     bert.save(str(tmp_path / "st"))
     assert mine_file(str(tmp_path / "st"), src, tmp_path / "b.jsonl", **kw) == expected_stats
     check_structure(rows, read_jsonl(tmp_path / "b.jsonl"), stats, 2)
+
+
+def test_the_querys_own_text_is_never_its_negative():
+    """Mining and refreshing share one picker (piccolo_lib.data.negatives); refreshing always excluded the query's
+    own text, mining did not: a passage that *is* the query (another row's positive) was mined as a negative."""
+    docs = ranked_docs(6)
+    model = TableModel({**docs, "gold": 0.95, "Q ": 0.99}, queries=("q",))
+    model.vectors["Q "] = [1.0, 0.0]  # the query's own text, spelled otherwise, in the corpus: rank 0
+    out, stats = mine_hard_negatives(model, [row()], corpus=["Q "] + list(docs), range_min=0, range_max=4,
+                                     num_negatives=4, relative_margin=None, show_progress=False)
+    assert "Q " not in out[0]["text_neg"] and stats.dropped_positive == 1  # excluded like a positive
+    assert out[0]["text_neg"] == ["doc 000", "doc 001", "doc 002"]

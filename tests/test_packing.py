@@ -1,4 +1,4 @@
-"""Packed encoding: the cheapest chunking, the same embeddings, loss and gradients as one pass per column."""
+"""Packed encoding: the cheapest chunking, the same embeddings, loss and gradients as one unpacked pass."""
 
 import itertools
 import random
@@ -6,10 +6,10 @@ import random
 import pytest
 import torch
 
-from piccolo_lib.losses import PiccoloLoss
 from piccolo_lib.model import build_model
-from piccolo_lib.packing import packed_embed, plan_chunks
-from piccolo_lib.sampling import PiccoloCollator, TaskSpec
+from piccolo_lib.model.packing import encode_sorted, packed_embed, plan_chunks
+from piccolo_lib.tasks import PiccoloCollator, TaskSpec
+from piccolo_lib.train.adapter import PiccoloLoss
 
 
 def _cost(lengths, ends, overhead):
@@ -108,6 +108,26 @@ def test_left_padded_columns_are_encoded_one_by_one(toy):
     assert calls == [c["input_ids"].shape for c in columns]
 
 
+def test_sorted_rows_are_encoded_in_chunks_cut_to_their_longest_row(toy):
+    texts = sorted({t for col in TEXTS for t in col}, key=len)
+    feature = dict(toy.preprocess(texts))
+    lengths = feature["attention_mask"].sum(1).tolist()
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    feature = {k: v[order] if isinstance(v, torch.Tensor) else v for k, v in feature.items()}
+    lengths = [lengths[i] for i in order]
+    shapes = []
+    embed = lambda f: shapes.append(tuple(f["input_ids"].shape)) or toy(f)["sentence_embedding"]  # noqa: E731
+    packed = encode_sorted(embed, feature, lengths, overhead=0)
+    torch.testing.assert_close(packed, toy(dict(feature))["sentence_embedding"], atol=1e-5, rtol=1e-5)
+    assert [w for _, w in shapes] == sorted(set(lengths)) and sum(r for r, _ in shapes) == len(texts)
+    shapes.clear()
+    encode_sorted(embed, feature, lengths, padding="left", overhead=0)  # left padding: positions must not shift
+    assert all(w == feature["input_ids"].shape[1] for _, w in shapes)
+    shapes.clear()
+    encode_sorted(embed, feature, lengths, packed=False)
+    assert shapes == [tuple(feature["input_ids"].shape)]
+
+
 @pytest.mark.parametrize("task", ["retri_contrast", "cosent", "cls_contrast"])
 def test_the_adapter_loss_and_gradients_do_not_change_with_packing(toy, task):
     rows = [{"dataset_name": "d", "_row": i, "text": t, "text_pos": p, "text_neg": [n], "text_pair": p, "label": s}
@@ -115,14 +135,15 @@ def test_the_adapter_loss_and_gradients_do_not_change_with_packing(toy, task):
     if task == "cls_contrast":
         rows = [{**r, "text_pos": lab, "text_neg": [o for o in ("cat", "dog", "bird") if o != lab]}
                 for r, lab in zip(rows, ("cat", "dog", "cat"))]
-    collator = PiccoloCollator(toy.preprocess, {"d": TaskSpec(task, 1 if task == "retri_contrast" else 2)})
+    collator = PiccoloCollator(toy.preprocess, {"d": TaskSpec(task, 1 if task == "retri_contrast" else 2)},
+                               pad_token_id=toy.tokenizer.pad_token_id)
     from sentence_transformers.base.trainer import BaseTrainer
 
     batch = collator([{k: v for k, v in r.items() if task != "cosent" or k not in ("text_pos", "text_neg")}
                       for r in rows])
     features, labels = BaseTrainer.collect_features(None, {k: v for k, v in batch.items() if k != "dataset_name"})
     results, encoded = [], []
-    hook = toy[0].register_forward_hook(lambda m, args, out: encoded[-1].append(out["input_ids"].shape[0]))
+    hook = toy[0].register_forward_hook(lambda m, args, out: encoded[-1].append(out["input_ids"].numel()))
     for packed in (False, True):
         toy.zero_grad()
         encoded.append([])
@@ -130,7 +151,10 @@ def test_the_adapter_loss_and_gradients_do_not_change_with_packing(toy, task):
         loss.backward()
         results.append((loss.detach(), [p.grad.clone() for p in toy.parameters() if p.grad is not None]))
     hook.remove()
-    assert sum(encoded[1]) < sum(encoded[0])  # packing encoded fewer rows: every batch here repeats a text
+    lengths = labels["lengths"]
+    ends = plan_chunks(lengths)  # the device's default cost per chunk (CPU)
+    planned = sum((e - s) * lengths[e - 1] for s, e in zip([0] + ends[:-1], ends))
+    assert sum(encoded[0]) == len(lengths) * max(lengths) and sum(encoded[1]) == planned <= sum(encoded[0])
     (l0, g0), (l1, g1) = results
     torch.testing.assert_close(l1, l0, atol=1e-6, rtol=1e-5)
     assert len(g0) == len(g1) > 0

@@ -4,9 +4,9 @@ import json
 
 import torch
 
-from piccolo_lib.refresh import DatedOverrides, default_window, refresh_negatives
-from piccolo_lib.sampling import PiccoloCollator, TaskSpec
-from piccolo_lib.training import load_config, train
+from piccolo_lib.train.refresh import DatedOverrides, default_window, refresh_negatives
+from piccolo_lib.tasks import PiccoloCollator, TaskSpec
+from piccolo_lib.train.loop import load_config, train
 
 
 class Fixed:
@@ -67,6 +67,11 @@ def test_default_window_is_the_reports_scaled_to_small_corpora():
     assert default_window(10) == (1, 2)
 
 
+def negative_length(batch) -> int:
+    """The token of the first row's first negative (prep's token is the text's length)."""
+    return int(batch["texts_input_ids"][int(batch["label"]["negative"][0, 0]), 0])
+
+
 def test_collator_samples_from_the_refreshed_list():
     def prep(texts, max_length=None):
         return {"input_ids": torch.tensor([[len(t)] for t in texts])}
@@ -74,8 +79,7 @@ def test_collator_samples_from_the_refreshed_list():
     collator = PiccoloCollator(prep, {"d": TaskSpec("retri_contrast", 1)}, seed=0)
     row = {"dataset_name": "d", "_row": 0, "text": "q", "text_pos": "p", "text_neg": ["stale"]}
     collator.negative_overrides[("d", 0)] = ["fresh negative"]
-    batch = collator([dict(row)])
-    assert batch["negative_input_ids"].tolist() == [[len("fresh negative")]]
+    assert negative_length(collator([dict(row)])) == len("fresh negative")
 
 
 def test_a_refresh_is_used_from_the_step_after_next():
@@ -92,7 +96,7 @@ def test_a_refresh_is_used_from_the_step_after_next():
         if step == 3:
             overrides.add(3 + 1, {("d", 0): ["refreshed"]})  # refresh at the end of step 2 -> used from step 4
         for _ in range(2):
-            seen.append((step, collator([dict(row)])["negative_input_ids"].item()))
+            seen.append((step, negative_length(collator([dict(row)]))))
     assert seen == [(s, len("old")) for s in (1, 1, 2, 2, 3, 3)] + [(s, len("refreshed")) for s in (4, 4, 5, 5)]
 
 
@@ -113,3 +117,36 @@ def test_training_with_refresh_logs_changes_per_refresh(tmp_path):
     for r in refreshed.values():
         assert r["rows"] == 32 and 0 <= r["changed"] <= r["easy"] <= 64
     assert all("loss" in x for x in lines)
+
+
+def test_a_run_resumed_after_a_refresh_trains_on_the_refreshed_negatives(tmp_path):
+    """The refreshed lists are saved in every checkpoint: resuming from checkpoint-3 (after the refresh at step 2,
+    used from step 4) gives the uninterrupted run's steps 4-8 exactly, losses and final weights."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    rows = [{"text": f"问题{i}", "text_pos": f"答案{i}是这样的", "text_neg": [f"无关{i}", f"其他{(i * 7) % 32}"],
+             "type": "retri_contrast"} for i in range(32)]
+    path = tmp_path / "retri.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    base = {"data": [str(path)], "batch_size": 8, "neg_num": 1, "max_steps": 8, "lr": 5e-4, "max_seq_length": 16,
+            "query_max_len": 16, "passage_max_len": 16, "device": "cpu", "seed": 1, "save_steps": 3,
+            "refresh_negatives_every": 2, "refresh_threshold": 0.0, "refresh_range_min": 2, "refresh_range_max": 20}
+    full = tmp_path / "full"
+    train(load_config(None, {**base, "output_dir": str(full)}))
+    assert (full / "checkpoints" / "checkpoint-3" / "refreshed_negatives.json").is_file()
+    log = [json.loads(x) for x in (full / "metrics.jsonl").read_text().splitlines()]
+    assert log[1]["negatives_refreshed"]["retri"]["changed"] > 0  # the refresh at step 2 changed lists
+
+    cut = tmp_path / "cut"  # a run that stopped after checkpoint-3: its folder as it was then
+    (cut / "checkpoints").mkdir(parents=True)
+    shutil.copytree(full / "checkpoints" / "checkpoint-3", cut / "checkpoints" / "checkpoint-3")
+    (cut / "metrics.jsonl").write_text("".join(x + "\n" for x in (full / "metrics.jsonl").read_text().splitlines()[:3]),
+                                       encoding="utf-8")
+    train(load_config(None, {**base, "output_dir": str(cut), "resume": True}))
+    resumed = [json.loads(x) for x in (cut / "metrics.jsonl").read_text().splitlines()]
+    strip = lambda xs: [{k: v for k, v in x.items() if k != "samples_per_second"} for x in xs]  # noqa: E731
+    assert strip(resumed) == strip(log)
+    a, b = (load_file(str(next((run / "final").rglob("model.safetensors")))) for run in (full, cut))
+    assert all(torch.equal(a[k], b[k]) for k in a)

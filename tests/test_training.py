@@ -249,7 +249,7 @@ def test_precision_auto_trains_in_bf16_autocast_with_fp32_weights(tmp_path, monk
 
 
 def loop_by_hand(cfg, steps: int) -> list[tuple[str, float]]:
-    """The loop of notebooks/04_matryoshka.ipynb: sampler -> collator -> encode -> routed loss -> AdamW."""
+    """The loop a learner writes by hand: sampler -> collator -> encode the distinct texts -> task loss -> AdamW."""
     import math
 
     import torch
@@ -269,12 +269,10 @@ def loop_by_hand(cfg, steps: int) -> list[tuple[str, float]]:
     model.train()
     out = []
     for _, rows in zip(range(steps), sampler):
-        batch = parts.collator([data[i] for i in rows])
+        batch = parts.collator([data[i] for i in rows])  # the batch's distinct texts, shortest first, + the index
         name, labels = batch.pop("dataset_name"), batch.pop("label")
-        columns = [k[: -len("_input_ids")] for k in batch if k.endswith("_input_ids")]
-        features = [{k: batch[f"{c}_{k}"] for k in ("input_ids", "token_type_ids", "attention_mask") if f"{c}_{k}" in batch}
-                    for c in columns]
-        loss = parts.losses[name].loss_from_embeddings([model(f)["sentence_embedding"] for f in features], labels)
+        feature = {k[len("texts_"):]: v for k, v in batch.items() if k.startswith("texts_")}
+        loss = parts.losses[name].loss_from_table(model(feature)["sentence_embedding"], labels)  # one plain pass
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()

@@ -28,10 +28,10 @@ from pathlib import Path
 import datasets
 
 from ..errors import UserError
+from ..tasks import TASKS
 from .validation import RECORD_COLUMNS, Records, columns, validate  # noqa: F401 (RECORD_COLUMNS re-exported)
 
-LOSS_NAMES = {"retri_contrast": "InfoNCE (tau 0.01)", "cosent": "CoSENT (tau 0.05, w 0.04)",
-              "cls_contrast": "label contrast (tau 0.05, w 0.2)"}
+LOSS_NAMES = {name: task.loss_label for name, task in TASKS.items()}  # how the data summary names each loss
 
 
 class DataError(UserError, ValueError):

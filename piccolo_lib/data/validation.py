@@ -1,9 +1,9 @@
 """Validation of training data: every problem named by file, row and field, before any model is built.
 
 A bad row found at step 40,000 of a multi-GPU run wastes hours, and a NaN score silently turns the
-CoSENT loss into NaN. :func:`validate` checks a dataset against its record type
-(:mod:`piccolo_lib.data`) and returns one message per problem. The rules are written once, as data
-(:data:`RULES`), and read by two interpreters:
+CoSENT loss into NaN. :func:`validate` checks a dataset against its record type and returns one message per
+problem. The rules are written once, as data: each task family declares its ``columns`` and ``rules``
+(:mod:`piccolo_lib.tasks`; read from its registry at every call), read by two interpreters:
 
 * :func:`_check_row`, one row in plain Python: the source of every message;
 * :func:`_bad_rows`, whole Arrow columns with ``pyarrow.compute`` kernels: finds the bad rows of a
@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import difflib
 import math
-from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
 
-from ..losses import canonical_type
+from ..tasks import TASKS, canonical_type, get_task
+from ..tasks.base import Rule
 
-RECORD_COLUMNS = {
-    "retri_contrast": ("text", "text_pos", "text_neg"),
-    "cosent": ("text", "text_pair", "label"),
-    "cls_contrast": ("text", "text_pos", "text_neg"),
-}
+RECORD_COLUMNS = {name: task.columns for name, task in TASKS.items()}  # the built-in families' columns (a snapshot)
 MAX_ERRORS = 20  # per dataset: enough to see the pattern, not a wall of text
 Records = datasets.Dataset | list[dict]
 
@@ -36,45 +32,24 @@ def _is_text(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-_KNOWN_FIELDS = {c for cols in RECORD_COLUMNS.values() for c in cols} | {"type"}
+def _known_fields() -> set[str]:
+    return {c for task in TASKS.values() for c in task.columns} | {"type"}
 
 
 def _missing(row: dict, field: str) -> str:
     """``missing`` plus a hint when another key of the row looks like a misspelling of ``field``."""
-    others = [k for k, v in row.items() if v is not None and k not in _KNOWN_FIELDS]
+    others = [k for k, v in row.items() if v is not None and k not in _known_fields()]
     close = difflib.get_close_matches(field, others, n=1, cutoff=0.6)
     return f"missing (or null){f'; the row has {close[0]!r}: misspelled?' if close else ''}"
 
 
 # ---------------------------------------------------------------- the rule set, written once
-# Every check is a row of RULES. Two interpreters read it: _check_row (one row in Python: it words
-# the messages) and _bad_rows (whole Arrow columns: it finds the bad rows of a large file fast). A new
-# rule of an existing kind is one line here; a new kind needs a branch in each interpreter, and
+# Every check is a Rule of a task (piccolo_lib.tasks.base.Rule). Two interpreters read them: _check_row (one row in
+# Python: it words the messages) and _bad_rows (whole Arrow columns: it finds the bad rows of a large file fast). A
+# new rule of an existing kind is one Rule on the task; a new kind needs a branch in each interpreter, and
 # tests/test_data.py runs both on the same tricky rows.
-#   field kinds:  text       a non-empty string
-#                 texts      a list of non-empty strings
-#                 text|texts a non-empty string, or a non-empty list of them
-#                 number     a finite number (not a bool)
-#   row kinds:    gold_not_negative  text_neg must not contain text_pos (a string)
-#                 negatives          text_neg must not be empty (always, or when neg_num > 0)
 
 
-@dataclass(frozen=True)
-class Rule:
-    field: str
-    kind: str
-    when: str = "always"  # "always" | "neg_num" (only when neg_num > 0)
-
-
-_TEXT_PAIR = [Rule("text", "text")]
-RULES: dict[str, list[Rule]] = {
-    "retri_contrast": _TEXT_PAIR + [Rule("text_pos", "text|texts"), Rule("text_neg", "texts"),
-                                    Rule("text_neg", "negatives", when="neg_num")],
-    "cosent": _TEXT_PAIR + [Rule("text_pair", "text"), Rule("label", "number")],
-    # fewer than cls_neg_num negatives is fine: each row takes min(K, available), as the reference does
-    "cls_contrast": _TEXT_PAIR + [Rule("text_pos", "text|texts"), Rule("text_neg", "texts"),
-                                  Rule("text_neg", "gold_not_negative"), Rule("text_neg", "negatives")],
-}
 _EXPECTED = {"text": "a non-empty string", "texts": "a list of non-empty strings",
              "text|texts": "a non-empty string or list of strings", "number": "a finite number"}
 
@@ -106,7 +81,7 @@ def _row_problem(rule: Rule, row: dict, task_type: str, neg_num: int) -> str | N
 def _check_row(row: dict, task_type: str, neg_num: int) -> list[tuple[str, str]]:
     """Problems of one row as (field, message) pairs, at most one per field (its first failing rule)."""
     problems, failed = [], set()
-    for rule in RULES[task_type]:
+    for rule in get_task(task_type).rules:
         if rule.field in failed or (rule.when == "neg_num" and neg_num <= 0):
             continue
         message = _row_problem(rule, row, task_type, neg_num)
@@ -178,7 +153,7 @@ def _bad_rows(ds: datasets.Dataset, task_type: str, neg_num: int, limit: int,
             return out
         raise ValueError(f"no Arrow interpreter for rule kind {rule.kind!r}")
 
-    rules = [r for r in RULES[task_type] if r.when == "always" or neg_num > 0]
+    rules = [r for r in get_task(task_type).rules if r.when == "always" or neg_num > 0]
     found: list[int] = []
     offset = 0
     for table in ds.with_format("arrow").iter(batch_size=batch_rows):
@@ -263,7 +238,7 @@ def validate(ds: Records, source: str, *, task_type: str | None = None, neg_num:
         return "", [f"{source}: task type: {e}"]
     if isinstance(neg_num, dict):  # per record type, e.g. {"retri_contrast": 1, "cls_contrast": 10}
         neg_num = neg_num.get(task_type, 0)
-    expected = RECORD_COLUMNS[task_type]
+    expected = get_task(task_type).columns
     missing = [c for c in expected if c not in names]
     if missing:
         hints = [f"{c!r} for {m!r}" for m in missing

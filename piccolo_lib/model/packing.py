@@ -1,28 +1,33 @@
-"""Packed encoding: every distinct row of a batch's feature columns encoded once, in length-sorted chunks.
+"""The encoder step: a batch's distinct texts, sorted by length, encoded in chunks each cut to its longest row.
 
-A training batch reaches the loss as several tokenized columns (query, positive, negatives; text and
-label texts), each padded to its own longest row. Two kinds of work in that are wasted:
+A training batch reaches the loss as one table of distinct texts, shortest first
+(:class:`piccolo_lib.tasks.batch.PiccoloCollator`): a passage that is one row's positive and another row's
+negative, or a label text many rows share, is there once. Two kinds of work are then left to save:
 
-* **padding**: on the course's data a quarter of the encoded tokens are padding (benchmarks/RESULTS.md,
-  section 12), and the encoder computes every one of them;
-* **repeats**: a passage that is one row's positive and another row's negative, or the same passage in
-  two rows, is encoded twice (7% of retrieval passages, 23% of reranking passages at batch 32).
+* **padding**: padded to the batch's longest text, a quarter of the encoded tokens would be padding on the
+  course's data (benchmarks/RESULTS.md, section 12), and the encoder computes every one of them;
+* **one long call**: the rows are sorted, so consecutive rows have similar lengths.
 
-:func:`packed_embed` gathers the rows of all columns, keeps each distinct token sequence once, sorts them
-by length and encodes them in chunks, each cut to its own longest row (:func:`plan_chunks` picks the cuts);
-then it hands every column its rows back. The loss sees the same embeddings: with right padding and an
-attention mask, a row's embedding does not depend on the rows beside it or on how much padding follows it,
-and a repeated row's gradient is the sum over its uses, exactly as if it had been encoded twice. Only the
-dropout masks differ (a repeat shares one), so with dropout on the numbers differ as they would with
-another seed. Nothing here changes which texts meet in the loss: batches are the sampler's.
+:func:`encode_sorted` cuts the sorted rows into chunks (:func:`plan_chunks` picks the cuts that minimise padded
+tokens plus a fixed cost per call) and encodes each chunk cut to its own longest row. With right padding and an
+attention mask a row's embedding does not depend on the rows beside it or on the padding after it, so the loss
+and gradients are those of one pass over the padded table. Left-padded rows (decoder tokenizers) are not cut:
+their positions would shift. GradCache (:class:`piccolo_lib.train.adapter.PiccoloLoss`) encodes the same sorted
+table in chunks of at most ``gradient_cache_minibatch`` rows, each cut to its longest row by
+sentence-transformers' mini-batching: packing and GradCache compose.
 
-Written by hand because sentence-transformers encodes each column separately (its ``encode`` sorts by
-length, but the Trainer's losses get one padded tensor per column) and transformers' unpadded attention
+:func:`packed_embed` is the same idea for tokenized *columns* (one padded tensor per column, as a plain
+sentence-transformers loss gets them): it keeps each distinct token sequence once, sorts, encodes with
+:func:`encode_sorted` and hands every column its rows back (notebook 02 builds it by hand).
+
+Written by hand because sentence-transformers encodes each column separately (its ``encode`` sorts by length,
+but the Trainer's losses get one padded tensor per column) and transformers' unpadded attention
 (``padding_free``) covers decoder collators only.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 
 import torch
@@ -102,12 +107,42 @@ def _shared_keys(features: Sequence[dict]) -> list[str] | None:
     return keys
 
 
-def packed_embed(embed: Callable[[dict], Tensor], features: Sequence[dict], pad_token_id: int = 0,
-                 overhead: int | None = None) -> list[Tensor]:
-    """The embeddings of every feature column, each distinct row encoded once, in length-sorted chunks.
+def encode_sorted(embed: Callable[[dict], Tensor], feature: dict, lengths: Sequence[int], *, padding: str = "right",
+                  overhead: int | None = None, packed: bool = True) -> Tensor:
+    """The (U, D) embeddings of U tokenized rows sorted by length, in chunks each cut to its longest row.
 
     Args:
         embed: one tokenized feature dict -> (n, D) embeddings (e.g. the model's ``sentence_embedding``).
+        feature: (U, L) tensors ("input_ids", "attention_mask", ...) and non-tensor entries, rows shortest first.
+        lengths: the U real-token counts, ascending.
+        padding: "right" (chunks are cut to their longest row) or "left" (chunks keep the full width).
+        overhead: the cost of one more encoder call in padded tokens (None: CHUNK_OVERHEAD_TOKENS of the device).
+        packed: False encodes the whole table in one call, padded to its longest row.
+
+    Returns:
+        (U, D), equal to ``embed(feature)`` up to float rounding when the encoder is deterministic.
+    """
+    if not packed or len(lengths) < 2:
+        return embed(feature)
+    device = next(v for v in feature.values() if isinstance(v, Tensor)).device
+    if overhead is None:
+        overhead = CHUNK_OVERHEAD_TOKENS.get(device.type, CHUNK_OVERHEAD_TOKENS["cuda"])
+    embs, start = [], 0
+    for end in plan_chunks(list(lengths), overhead):
+        width = max(1, int(lengths[end - 1])) if padding == "right" else None
+        chunk = {k: (v[start:end, :width] if v.dim() == 2 else v[start:end]) if isinstance(v, Tensor) else v
+                 for k, v in feature.items() if k not in OUTPUT_KEYS}
+        embs.append(embed(chunk))
+        start = end
+    return torch.cat(embs)
+
+
+def packed_embed(embed: Callable[[dict], Tensor], features: Sequence[dict], pad_token_id: int = 0,
+                 overhead: int | None = None) -> list[Tensor]:
+    """The embeddings of every tokenized column, each distinct row encoded once, in length-sorted chunks.
+
+    Args:
+        embed: one tokenized feature dict -> (n, D) embeddings.
         features: C tokenized columns, column c with B_c rows ("input_ids", "attention_mask", ... of shape
             (B_c, L_c)) and the same non-tensor entries (e.g. sentence-transformers' "modality").
         pad_token_id: written into input_ids where a row is padded past its column's width.
@@ -115,8 +150,9 @@ def packed_embed(embed: Callable[[dict], Tensor], features: Sequence[dict], pad_
 
     Returns:
         C tensors, column c of shape (B_c, D), equal to ``embed(features[c])`` up to float rounding when the
-        encoder is deterministic (dropout off). Columns that cannot be packed (left padding, no attention
-        mask) are encoded one by one instead. The input dicts are not modified.
+        encoder is deterministic. Columns that cannot be packed (left padding, no attention mask) are encoded
+        one by one instead. A row's identity here is its token sequence (columns carry no texts); in training
+        the collator deduplicates by text identity before tokenizing. The input dicts are not modified.
     """
     keys = _shared_keys(features)
     if keys is None:
@@ -132,18 +168,11 @@ def packed_embed(embed: Callable[[dict], Tensor], features: Sequence[dict], pad_
     owner = [first.setdefault(tuple(tuple(v[i][:n]) for v in values), i) for i, n in enumerate(lengths)]
     distinct = sorted(set(owner), key=lambda i: (lengths[i], i))  # rows to encode, shortest first
     device = stacked["input_ids"].device
-    if overhead is None:
-        overhead = CHUNK_OVERHEAD_TOKENS.get(device.type, CHUNK_OVERHEAD_TOKENS["cuda"])
+    idx = torch.tensor(distinct, device=device)
+    table_feature = {k: features[0][k] for k in keys if k not in tensors}
+    table_feature.update({k: v.index_select(0, idx) for k, v in stacked.items()})
+    table = encode_sorted(embed, table_feature, [lengths[i] for i in distinct], overhead=overhead)  # (U, D)
     position = {row: p for p, row in enumerate(distinct)}
-    embs, start = [], 0
-    for end in plan_chunks([lengths[i] for i in distinct], overhead):
-        idx = torch.tensor(distinct[start:end], device=device)
-        longest = max(1, max(int(lengths[i]) for i in distinct[start:end]))
-        chunk = {k: features[0][k] for k in keys if k not in tensors}
-        chunk.update({k: v.index_select(0, idx)[:, :longest] for k, v in stacked.items()})
-        embs.append(embed(chunk))
-        start = end
-    table = torch.cat(embs)  # (U, D): one row per distinct text, in length order
     gather = torch.tensor([position[o] for o in owner], device=table.device)
     out, offset = [], 0
     for f in features:
@@ -151,3 +180,16 @@ def packed_embed(embed: Callable[[dict], Tensor], features: Sequence[dict], pad_
         out.append(table.index_select(0, gather[offset:offset + n]))
         offset += n
     return out
+
+
+def autocast_state() -> tuple[str, torch.dtype] | None:
+    """The autocast in force (device type, dtype), or None: to re-enter it when a chunk is encoded again later."""
+    for device in ("cuda", "cpu"):
+        if torch.is_autocast_enabled(device):
+            return device, torch.get_autocast_dtype(device)
+    return None
+
+
+def autocast(state: tuple[str, torch.dtype] | None):
+    """A context entering the autocast ``state`` (from :func:`autocast_state`), or nothing for None."""
+    return torch.autocast(state[0], dtype=state[1]) if state else contextlib.nullcontext()

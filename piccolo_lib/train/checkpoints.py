@@ -79,10 +79,13 @@ class AtomicCheckpoints:
     written its part, rank 0 swaps the pickled ``training_args.bin`` for JSON, flushes the files and
     renames the folder to ``<run folder>/checkpoint-N`` (one ``rename``: atomic on a POSIX file system),
     and applies ``save_total_limit``, which the staged call applied to the staging folder.
+    ``checkpoint_writers``: callables given the staged folder before the rename (rank 0), for state the
+    Trainer does not save itself (refreshed negatives), so it is in the checkpoint or the checkpoint is not.
     Assumes one file system shared by all ranks (as the Trainer does for resuming).
     """
 
     _staging: str | None = None
+    checkpoint_writers: tuple = ()
 
     def _get_output_dir(self, trial):
         return self._staging or super()._get_output_dir(trial)
@@ -101,6 +104,8 @@ class AtomicCheckpoints:
         self.accelerator.wait_for_everyone()  # other ranks' RNG states / optimizer shards are in staging
         if self.args.should_save:
             src, dst = staging / name, run_dir / name
+            for write in self.checkpoint_writers:
+                write(src)
             args_bin = src / "training_args.bin"
             if args_bin.exists():
                 args_bin.unlink()

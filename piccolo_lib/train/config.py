@@ -17,7 +17,8 @@ from pathlib import Path
 import yaml
 
 from ..errors import ConfigError, InputNotFound
-from ..losses import FALSE_NEGATIVE_MODES, canonical_type
+from ..losses import FALSE_NEGATIVE_MODES
+from ..tasks import canonical_type
 from ..paths import REPO_ROOT  # noqa: F401  (re-exported: config.REPO_ROOT, training.REPO_ROOT)
 
 

@@ -182,10 +182,11 @@ def training_parts(cfg: TrainConfig, *, world_size: int = 1, tracker: list | Non
     """
     from transformers import set_seed
 
-    from ..losses import PiccoloLoss
     from ..model import (add_lora, build_model, default_mrl_dims, embedding_dim, extend_position_embeddings,
                         freeze_for_speed, freeze_position_embeddings, load_projection, set_dropout)
-    from ..data.sampling import EpochState, PiccoloCollator, TaskHomogeneousBatchSampler, TaskSpec
+    from ..data.sampling import TaskHomogeneousBatchSampler
+    from ..tasks import EpochState, PiccoloCollator, TaskSpec
+    from .adapter import PiccoloLoss
 
     _check_knobs(cfg)
     sets = load_train_sets([resolve_path(p) for p in cfg.data], root=cfg.data_root and resolve_path(cfg.data_root),
@@ -246,8 +247,9 @@ def training_parts(cfg: TrainConfig, *, world_size: int = 1, tracker: list | Non
                                      packed=cfg.packed_encoding)
         train_sets[s.name] = s.dataset.add_column("_row", list(range(len(s.dataset))))
     state = EpochState()
+    pad = getattr(model.tokenizer, "pad_token_id", None)  # taken here, where the model is not wrapped by DDP yet
     collator = PiccoloCollator(model.preprocess, specs, seed=cfg.seed, query_max_len=cfg.query_max_len,
-                               passage_max_len=cfg.passage_max_len, state=state)
+                               passage_max_len=cfg.passage_max_len, state=state, pad_token_id=pad or 0)
     # one optimizer step = world_size x grad_accum batches, all from one dataset: every rank and every
     # accumulated micro-batch of a step has the same task type, whatever the process layout
     sampler = functools.partial(TaskHomogeneousBatchSampler, world_size=world_size * cfg.grad_accum,
@@ -257,6 +259,29 @@ def training_parts(cfg: TrainConfig, *, world_size: int = 1, tracker: list | Non
                          datasets=train_sets, losses=losses, collator=collator, sampler=sampler)
 
 
+def training_arguments(cfg: TrainConfig, out: Path, *, precision: str, use_cuda: bool, world_size: int,
+                       sampler, report_to: str):
+    """The Trainer's arguments for ``cfg`` (checkpoints under ``out / "checkpoints"``)."""
+    from sentence_transformers import SentenceTransformerTrainingArguments
+
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr,
+        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
+        weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, seed=cfg.seed,
+        data_seed=cfg.seed, bf16=precision == "bf16", fp16=precision == "fp16",
+        activation_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
+        save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
+        report_to=report_to, use_cpu=not use_cuda, ddp_backend="gloo" if world_size > 1 and not use_cuda else None,
+        multi_dataset_batch_sampler=sampler, remove_unused_columns=False, deepspeed=cfg.deepspeed,
+        # Ranks run different numbers of encoder calls per step (packed chunks, GradCache mini-batches): a DDP that
+        # broadcast buffers at every forward would pair mismatched collectives. sentence-transformers' arguments
+        # default to False too; said here so the run does not depend on that default (tests/test_training.py).
+        ddp_broadcast_buffers=False,
+        dataloader_num_workers=0,  # the collator reads the epoch from the sampler's shared state
+    )
+
+
 def train(cfg: TrainConfig) -> Path:
     """Train and save. Returns the folder of the final SentenceTransformer model.
 
@@ -264,7 +289,7 @@ def train(cfg: TrainConfig) -> Path:
     """
     import torch
     from datasets import DatasetDict
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import SentenceTransformerTrainer
 
     from ..model import merge_lora
 
@@ -285,32 +310,26 @@ def train(cfg: TrainConfig) -> Path:
         metrics_path.unlink()
 
     report_to, loggers = _loggers(cfg.report_to, out)
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(out / "checkpoints"), per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum, learning_rate=cfg.lr,
-        warmup_steps=cfg.warmup_ratio,  # transformers 5: a float below 1 is a ratio of the total steps
-        weight_decay=cfg.weight_decay, num_train_epochs=cfg.epochs, max_steps=cfg.max_steps, seed=cfg.seed,
-        data_seed=cfg.seed, bf16=precision == "bf16", fp16=precision == "fp16",
-        activation_checkpointing=cfg.gradient_checkpointing, logging_steps=cfg.logging_steps,
-        save_strategy="steps" if cfg.save_steps else "no", save_steps=cfg.save_steps or 500,
-        report_to=report_to, use_cpu=not use_cuda, ddp_backend="gloo" if world_size > 1 and not use_cuda else None,
-        multi_dataset_batch_sampler=sampler, remove_unused_columns=False, deepspeed=cfg.deepspeed,
-        dataloader_num_workers=0,  # the collator reads the epoch from the sampler's shared state
-    )
+    args = training_arguments(cfg, out, precision=precision, use_cuda=use_cuda, world_size=world_size,
+                              sampler=sampler, report_to=report_to)
     events: dict = {}
     callback = make_callback(tracker, metrics_path, cfg.batch_size * world_size * cfg.grad_accum, events)
-    extra_callbacks = [_refresh_callback(cfg, model, sets, hard_negatives, collator, events)]
+    refresh = _refresh_callback(cfg, model, sets, hard_negatives, collator, events)
     # checkpoints are written to tmp-checkpoint-N and renamed into place (piccolo_lib.checkpoints)
     trainer_cls = type("PiccoloTrainer", (AtomicCheckpoints, SentenceTransformerTrainer), {})
     with stop_on_sigterm() as received_sigterm:
         on_sigterm = sigterm_callback(received_sigterm)
         trainer = trainer_cls(model=model, args=args, train_dataset=DatasetDict(train_sets), loss=losses,
                               data_collator=collator,
-                              callbacks=[*filter(None, extra_callbacks), callback, on_sigterm, *loggers])
+                              callbacks=[*filter(None, [refresh]), callback, on_sigterm, *loggers])
+        if refresh is not None:  # refreshed negatives travel with every checkpoint
+            trainer.checkpoint_writers = (refresh.overrides.save,)
         if rank0:
             remove_incomplete(out / "checkpoints")  # a run killed while saving: never resumed from
         last = last_checkpoint(out / "checkpoints") if cfg.resume else None
         step = int(last.name.split("-")[1]) if last else None
+        if last is not None and refresh is not None:
+            refresh.overrides.load(last)  # the negatives of the refreshes before the checkpoint
         if last is not None and rank0 and metrics_path.exists():  # steps after the checkpoint are redone
             kept = [x for x in metrics_path.read_text(encoding="utf-8").splitlines() if json.loads(x)["step"] <= step]
             metrics_path.write_text("".join(x + "\n" for x in kept), encoding="utf-8")

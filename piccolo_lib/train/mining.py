@@ -2,9 +2,10 @@
 
 Piccolo2 (report, 'Training data and settings') mines retrieval negatives from ranks 50 to 100 of a retriever, skipping
 the top ranks, where unlabelled passages often answer the query (false negatives). Two more guards:
-a candidate that is a positive of the query (by normalised text, :func:`piccolo_lib.sampling.text_id`)
-is never used, and one within ``relative_margin`` of the positive (sim_neg > sim_pos - |sim_pos| *
-margin, NV-Retriever's "TopK-PercPos") is dropped as "too close".
+a candidate that is a positive of the query or the query's own text (by the one text identity,
+:func:`piccolo_lib.text.text_id`) is never used, and one within ``relative_margin`` of the positive
+(sim_neg > sim_pos - |sim_pos| * margin, NV-Retriever's "TopK-PercPos") is dropped as "too close". The window
+and these rules are the picker refreshing uses too (:mod:`piccolo_lib.data.negatives`).
 
 Hand-written rather than ``sentence_transformers.util.mine_hard_negatives`` (6.2), whose rules it
 follows (that margin, the least similar positive sets it, duplicate queries pool their positives),
@@ -32,12 +33,13 @@ from typing import Any
 import torch
 from sentence_transformers import SentenceTransformer
 
-from ..model.backbones import resolve_backbone
 from ..data import read_jsonl
+from ..data.negatives import WindowCounts, rank_topk, window_candidates
 from ..errors import ConfigError
-from ..losses import canonical_type
 from ..model import build_model, is_sentence_transformers_folder
-from ..data.sampling import text_id
+from ..model.backbones import resolve_backbone
+from ..tasks import canonical_type
+from ..text import text_id
 
 
 @dataclass
@@ -47,7 +49,7 @@ class MiningStats:
     queries: int = 0  # rows mined
     candidates_seen: int = 0  # corpus passages inside the rank window, summed over rows
     kept: int = 0  # usable candidates (negatives are sampled from these)
-    dropped_positive: int = 0  # a positive of the query (normalised-text match)
+    dropped_positive: int = 0  # a positive of the query or its own text (text-id match)
     dropped_too_close: int = 0  # within relative_margin of the positive's similarity
     queries_short: int = 0  # rows with fewer than num_negatives usable candidates
     mined: int = 0  # negatives written (sum over rows of min(num_negatives, usable))
@@ -131,14 +133,10 @@ def mine_hard_negatives(model: Any, rows: list[dict], *, corpus: list[str] | Non
     p_emb = _encode(model, passages, batch_size, show_progress, passage_prompt)
     d_emb = p_emb[[p_index[d] for d in docs]] if docs else p_emb[:0]
 
-    # Rank the corpus for each query, a block of queries at a time (a block's matrix stays <= 2**26 floats).
-    k = min(range_max, len(docs))
-    top_sims, top_idx = torch.empty(len(queries), k), torch.empty(len(queries), k, dtype=torch.long)
-    block = max(1, 2 ** 26 // max(1, len(docs)))
-    for s in range(0, len(queries), block):
-        top_sims[s:s + block], top_idx[s:s + block] = torch.topk(q_emb[s:s + block] @ d_emb.T, k=k, dim=1)
+    top_sims, top_idx = rank_topk(q_emb, d_emb, range_max)  # a block of queries at a time
 
     stats = MiningStats(queries=len(rows))
+    counts = WindowCounts()
     out = []
     for i, row in enumerate(rows):
         qi, tid = q_index[row["text"]], text_id(row["text"])
@@ -146,20 +144,14 @@ def mine_hard_negatives(model: Any, rows: list[dict], *, corpus: list[str] | Non
         if relative_margin is not None:  # the least similar positive sets the bar: more drops, fewer false negatives
             sim_pos = min(float(q_emb[qi] @ p_emb[p_index[p]]) for p in pos_texts[tid])
             limit = sim_pos - abs(sim_pos) * relative_margin
-        usable = []
-        for sim, j in zip(top_sims[qi, range_min:k].tolist(), top_idx[qi, range_min:k].tolist()):
-            stats.candidates_seen += 1
-            if doc_ids[j] in pos_ids[tid]:
-                stats.dropped_positive += 1
-            elif sim > limit:
-                stats.dropped_too_close += 1
-            else:
-                usable.append(j)
-        stats.kept += len(usable)
+        usable = window_candidates(top_sims[qi, range_min:].tolist(), top_idx[qi, range_min:].tolist(), doc_ids,
+                                   exclude=pos_ids[tid] | {tid}, max_sim=limit, counts=counts)
         stats.queries_short += len(usable) < num_negatives
         picked = sorted(random.Random(f"{seed}/{i}").sample(range(len(usable)), min(num_negatives, len(usable))))
         stats.mined += len(picked)
         out.append({**row, "type": row.get("type", "retri_contrast"), "text_neg": [docs[usable[p]] for p in picked]})
+    stats.candidates_seen, stats.kept = counts.seen, counts.kept
+    stats.dropped_positive, stats.dropped_too_close = counts.excluded, counts.too_close
     return out, stats
 
 
