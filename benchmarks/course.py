@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from piccolo_lib import course
-from piccolo_lib.training import REPO_ROOT
+from piccolo_lib.paths import REPO_ROOT
 
 
 def _notebook(path: Path, tmp: Path) -> dict:

@@ -1,6 +1,6 @@
 """`piccolo eval`'s encoding path vs `SentenceTransformer.encode` on the same saved model.
 
-The eval path is what ``piccolo_lib.evaluation.evaluate_model`` does to a SentenceTransformer: wrap
+The eval path is what ``piccolo_lib.evaluate.run.evaluate_model`` does to a SentenceTransformer: wrap
 it in the mteb encoder it builds (``SentenceTransformerEncoderWrapper``), enter its run settings
 (``_run_settings``: thread pools, progress bars), and let mteb turn the texts into a data loader and
 encode them (``create_dataloader`` + ``wrapper.encode``, as mteb's retrieval search does for queries
@@ -23,7 +23,7 @@ BATCH_SIZE = 64
 
 def _retrieval_texts():
     from piccolo_lib.backbones import DATA_SAMPLES
-    from piccolo_lib.evaluation import local_tasks
+    from piccolo_lib.evaluate.run import local_tasks
 
     task = next(t for t in local_tasks(DATA_SAMPLES / "eval") if t.metadata.type == "Retrieval")
     task.load_data()

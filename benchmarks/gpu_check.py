@@ -11,7 +11,7 @@ Runs, each ``piccolo train configs/quickstart.yaml`` with overrides, in bf16 wit
 4. the toy under DeepSpeed ZeRO-1 (configs/ds_zero1.json, one process) when DeepSpeed is installed.
 
 Each run's samples/s (median over the steps after the first 5), peak GPU memory (``gpu_mem_peak_mb``,
-written by piccolo_lib.training on CUDA) and loss curve come from its metrics.jsonl, and go to
+written by piccolo_lib.train.loop on CUDA) and loss curve come from its metrics.jsonl, and go to
 benchmarks/GPU_CHECK.md. Without a GPU it says so and exits 0; ``--device cpu --precision fp32`` exercises
 the same path on a CPU (tests/test_gpu_check.py; no speed or memory claims then).
 """

@@ -29,28 +29,24 @@ BATCHES = {"cached": (32, 64, 128, 256, 512), "uncached": (32, 64, 128)}  # unca
 def _batch(model, n: int) -> tuple[list[dict], object]:
     """n distinct retrieval rows (retrieval + reranking files) collated as in training."""
     from piccolo_lib.data import read_jsonl
-    from piccolo_lib.sampling import PiccoloCollator, TaskSpec
-    from piccolo_lib.training import REPO_ROOT
+    from piccolo_lib.paths import REPO_ROOT
+    from piccolo_lib.tasks import PiccoloCollator, TaskSpec
 
     rows = [r for f in ("retrieval.jsonl", "reranking.jsonl") for r in read_jsonl(REPO_ROOT / "data_samples/train" / f)]
     rows = [{**r, "dataset_name": "d", "_row": i} for i, r in enumerate(rows[:n])]
     if len(rows) < n:
         raise ValueError(f"only {len(rows)} distinct rows for batch {n}")
     spec = TaskSpec("retri_contrast", 1, "query: ", "passage: ")
-    out = PiccoloCollator(model.preprocess, {"d": spec}, query_max_len=QUERY_LEN, passage_max_len=PASSAGE_LEN)(rows)
-    cols: dict[str, dict] = {}
-    for key, v in out.items():
-        if key not in ("dataset_name", "label"):
-            prefix, field = key.split("_", 1)
-            cols.setdefault(prefix, {})[field] = v
-    return [cols["query"], cols["positive"], cols["negative"]], out["label"]
+    out = PiccoloCollator(model.preprocess, {"d": spec}, query_max_len=QUERY_LEN, passage_max_len=PASSAGE_LEN,
+                          pad_token_id=model.tokenizer.pad_token_id)(rows)
+    return [{k[len("texts_"):]: v for k, v in out.items() if k.startswith("texts_")}], out["label"]
 
 
 def child(variant: str, batch: int) -> dict:
     """In a fresh process: one warm-up step, then the measured one."""
     import torch
 
-    from piccolo_lib.losses import PiccoloLoss
+    from piccolo_lib.train.adapter import PiccoloLoss
 
     from .common import build, make_optimizer
     from .memory import _reset_peak, _status
@@ -94,7 +90,7 @@ def interleaved_times(batches: tuple[int, ...] = (32, 64), rounds: int = 3) -> d
     """
     import torch
 
-    from piccolo_lib.losses import PiccoloLoss
+    from piccolo_lib.train.adapter import PiccoloLoss
 
     from .common import build, make_optimizer, stats
 

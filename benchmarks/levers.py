@@ -5,7 +5,7 @@ parameters get no gradient and no AdamW state), the mixed workload of benchmarks
 retrieval with 1 hard negative, STS, classification with 9 label negatives), the 7 MRL dims.
 
 1. **Hardware**: CPU model, torch threads, bf16 support (``amx_bf16`` / ``avx512_bf16`` flags) and what
-   ``precision: auto`` resolves to here (:func:`piccolo_lib.config.auto_precision`).
+   ``precision: auto`` resolves to here (:func:`piccolo_lib.train.config.auto_precision`).
 2. **Interleaved variants** on identical batches, rotating order (as benchmarks.train_step): piccolo_lib
    (packed encoding on, its default), piccolo_lib unpacked (one pass per column, the baseline before issue 20)
    and plain sentence-transformers, each in fp32 and in bf16 autocast (fp32 master weights, what the Trainer's
@@ -39,7 +39,7 @@ DRIFT_STEPS, DRIFT_BATCH = 50, 16
 
 
 def hardware() -> dict:
-    from piccolo_lib.config import auto_precision, cpu_flags
+    from piccolo_lib.train.config import auto_precision, cpu_flags
 
     flags = cpu_flags()
     return {"bf16_flags": sorted(flags & {"amx_bf16", "amx_tile", "avx512_bf16"}), "torch_threads": torch.get_num_threads(),
@@ -61,9 +61,9 @@ def phased_step(model, optimizer, recipe, batch, bf16: bool) -> dict:
             t.append(time.perf_counter())
         else:
             module = recipe.losses[batch.task]
-            embs = module.embed_columns(features)
+            emb = module.encode(features[0], labels)
             t.append(time.perf_counter())
-            loss = module.loss_from_embeddings(embs, labels)
+            loss = module.loss_from_table(emb, labels)
     t.append(time.perf_counter())
     loss.backward()
     t.append(time.perf_counter())
@@ -150,8 +150,9 @@ def counts(quick: bool) -> dict:
     """Repeated passages within retrieval batches; padding share and packed / unpacked tokens, at batch 32."""
     from piccolo_lib.data import read_jsonl
     from piccolo_lib.model import build_model
-    from piccolo_lib.packing import packed_embed
-    from piccolo_lib.training import REPO_ROOT
+    from piccolo_lib.paths import REPO_ROOT
+
+    from .recipes import rows_and_tokens
 
     model = build_model("e5-small", device="cpu")
     rng = random.Random(0)
@@ -173,11 +174,8 @@ def counts(quick: bool) -> dict:
         for cycle in mixed_batches(1 if quick else 20, seed=7):
             features, _ = recipe.prepare(next(x for x in cycle if x.task == task))
             real += sum(int(f["attention_mask"].sum()) for f in features)
-            unpacked += sum(f["input_ids"].numel() for f in features)
-            encoded: list[int] = []
-            packed_embed(lambda f: encoded.append(f["input_ids"].numel()) or torch.zeros(len(f["input_ids"]), 1),
-                         features, pad_token_id=pad)
-            packed += sum(encoded)
+            unpacked += sum(f["input_ids"].numel() for f in features)  # the distinct texts padded to the longest
+            packed += rows_and_tokens(features, packed=True, pad_token_id=pad)[1]
         out[f"{task}: padding share of encoded tokens, unpacked"] = 1 - real / unpacked
         out[f"{task}: tokens encoded, packed / unpacked"] = packed / unpacked
     return out

@@ -29,10 +29,10 @@ VARIANTS = ((False, "fp32"), (True, "fp32"), (True, "auto"))  # (packed_encoding
 def _run(seed: int, packed: bool, precision: str, quick: bool) -> dict:
     from sentence_transformers import SentenceTransformer
 
-    from piccolo_lib.evaluation import evaluate_model, local_tasks
-    from piccolo_lib.training import load_config, train
+    from piccolo_lib.evaluate.run import evaluate_model, local_tasks
+    from piccolo_lib.train.loop import load_config, train
 
-    from piccolo_lib.config import auto_precision
+    from piccolo_lib.train.config import auto_precision
 
     name = f"{'packed' if packed else 'unpacked'}-{precision}-seed{seed}{'-quick' if quick else ''}"
     record = OUT / name / "run.json"

@@ -28,9 +28,9 @@ from sentence_transformers.sentence_transformer.data_collator import SentenceTra
 from sentence_transformers.sentence_transformer.losses import CoSENTLoss, MatryoshkaLoss, MultipleNegativesRankingLoss
 from torch import Tensor
 
-from piccolo_lib.losses import DEFAULT_HPARAMS, PiccoloLoss
-from piccolo_lib.packing import packed_embed
-from piccolo_lib.sampling import PiccoloCollator, TaskSpec
+from piccolo_lib.model.packing import CHUNK_OVERHEAD_TOKENS, packed_embed, plan_chunks
+from piccolo_lib.tasks import DEFAULT_HPARAMS, PiccoloCollator, TaskSpec
+from piccolo_lib.train.adapter import PiccoloLoss
 
 from .workload import PASSAGE_MAX_LEN, QUERY_MAX_LEN, Batch
 
@@ -45,9 +45,13 @@ def collect_features(batch: dict) -> Features:
 
 def rows_and_tokens(features: list[dict[str, Tensor]], packed: bool = False, pad_token_id: int = 0) -> tuple[int, int]:
     """Rows the encoder runs on and padded tokens it processes: summed over the feature columns, or, ``packed``,
-    over the chunks :func:`piccolo_lib.packing.packed_embed` would encode (each distinct row once)."""
+    over the chunks :func:`piccolo_lib.model.packing.packed_embed` would encode (each distinct row once)."""
     if not packed:
         return sum(f["input_ids"].shape[0] for f in features), sum(f["input_ids"].numel() for f in features)
+    if len(features) == 1:  # piccolo_lib's batch: one table of distinct texts sorted by length, cut in chunks
+        lengths = features[0]["attention_mask"].sum(1).tolist()
+        ends = plan_chunks(lengths, CHUNK_OVERHEAD_TOKENS["cpu"])
+        return len(lengths), sum((e - s) * lengths[e - 1] for s, e in zip([0] + ends[:-1], ends))
     shapes: list[tuple[int, int]] = []
     packed_embed(lambda f: shapes.append(tuple(f["input_ids"].shape)) or torch.zeros(len(f["input_ids"]), 1),
                  features, pad_token_id=pad_token_id)
@@ -64,8 +68,9 @@ class Piccolo:
         self.model, self.mrl_dims = model, list(mrl_dims) if mrl_dims else None
         self.packed = packed
         self.mask = mask_false_negatives  # off: no text ids, the plain InfoNCE that MNRL computes
+        pad = getattr(getattr(model, "tokenizer", None), "pad_token_id", None) or 0
         self.collator = PiccoloCollator(model.preprocess, {}, query_max_len=QUERY_MAX_LEN,
-                                        passage_max_len=PASSAGE_MAX_LEN)
+                                        passage_max_len=PASSAGE_MAX_LEN, pad_token_id=pad)
         self.losses = {t: PiccoloLoss(model, t, mrl_dims=self.mrl_dims, packed=packed) for t in DEFAULT_HPARAMS}
 
     def prepare(self, batch: Batch) -> Features:
@@ -77,7 +82,7 @@ class Piccolo:
                                                      batch.scores or [0.0] * batch.size))]
         features, labels = collect_features(self.collator(rows))
         if batch.task == "retri_contrast" and not self.mask:
-            labels = None
+            labels = {k: v for k, v in labels.items() if k != "ids"}  # no text ids: nothing masked
         return features, labels
 
     def loss(self, batch: Batch, prepared: Features) -> Tensor:

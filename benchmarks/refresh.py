@@ -43,7 +43,7 @@ def evaluate(path: str | Path, name: str, categories: tuple[str, ...] | None = C
     """Local-benchmark scores of a model folder (only ``categories``; None: all six)."""
     from sentence_transformers import SentenceTransformer
 
-    from piccolo_lib.evaluation import evaluate_model, local_tasks
+    from piccolo_lib.evaluate.run import evaluate_model, local_tasks
 
     tasks = [t for t in local_tasks(ROOT / "data_samples" / "eval")
              if categories is None or t.metadata.type in categories]
@@ -54,7 +54,7 @@ def evaluate(path: str | Path, name: str, categories: tuple[str, ...] | None = C
 
 def run(quick: bool = False, variants: tuple = (False, True, "top"), seeds: tuple[int, ...] = SEEDS) -> dict:
     """Train and evaluate static vs refreshed negatives (default and top window) for each seed."""
-    from piccolo_lib.training import load_config, train
+    from piccolo_lib.train.loop import load_config, train
 
     rows = []
     for seed in seeds[:1] if quick else seeds:

@@ -210,7 +210,7 @@ def mrl_section(data: dict) -> str:
 
 
 def eval_section(d: dict) -> str:
-    return ("## 3. Evaluation encoding\n\n`piccolo eval`'s encoding path (piccolo_lib.evaluation wraps the model in "
+    return ("## 3. Evaluation encoding\n\n`piccolo eval`'s encoding path (piccolo_lib.evaluate.run wraps the model in "
             "mteb's SentenceTransformerEncoderWrapper under its run settings; mteb builds the data loader) vs "
             f"`SentenceTransformer.encode`, on the same saved and reloaded {d['model']}: the local retrieval task's "
             f"queries and corpus, {d['texts']} texts, batch size {d['batch_size']}, {d['eval_path_s']['n']} "

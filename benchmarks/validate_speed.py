@@ -25,7 +25,7 @@ from pathlib import Path
 
 from piccolo_lib.cli import main as cli
 from piccolo_lib.data import read_jsonl
-from piccolo_lib.training import REPO_ROOT
+from piccolo_lib.paths import REPO_ROOT
 
 FILES = ("retrieval", "sts", "classification")
 

@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass
 
 from piccolo_lib.data import read_jsonl
-from piccolo_lib.training import REPO_ROOT
+from piccolo_lib.paths import REPO_ROOT
 
 TASKS = ("retri_contrast", "cosent", "cls_contrast")  # record types, in workload order
 TASK_NAMES = {"retri_contrast": "retrieval", "cosent": "STS", "cls_contrast": "classification"}

@@ -149,3 +149,23 @@ def test_the_layer_table_is_the_documented_one():
         row = next(line for line in doc.splitlines() if line.startswith(f"| {i} ·"))
         for m in mods:
             assert m == "__init__" or f"`{m}`" in row, f"docs/architecture.md: layer {i} should list `{m}`"
+
+
+def test_the_rooms_drawn_in_the_docs_are_the_files_there_are():
+    """docs/architecture.md's tree of rooms names every module, and only modules that exist."""
+    import re
+
+    doc = (PACKAGE.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    tree = doc.split("## The rooms", 1)[1].split("```")[1]
+    named: set[str] = set()
+    room = ""
+    for line in tree.splitlines()[1:]:
+        head = re.match(r"^  (\w+)/", line)
+        if head:
+            room = head.group(1)
+        elif re.match(r"^  \w+\.py", line):
+            room = ""
+        for stem in re.findall(r"\b(\w+)\.py\b", line):
+            named.add(f"{room}/{stem}" if room and not re.match(rf"^  {stem}\.py", line) else stem)
+    actual = {str(p.relative_to(PACKAGE).with_suffix("")) for p in files() if p.name != "__init__.py"}
+    assert named == actual, f"in the docs only: {sorted(named - actual)}; in the code only: {sorted(actual - named)}"
