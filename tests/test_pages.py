@@ -92,3 +92,27 @@ def test_every_notebook_is_selected_for_publishing():
     names = {p.name for p in course.select()}
     on_disk = {p.name for p in (pages.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")}
     assert names == on_disk
+
+
+def test_prose_never_disagrees_with_its_page():
+    """Every decimal, percentage or large count a published page's markdown quotes is printed on that page (or is
+    marked as a figure from the report or another source, or as an example): piccolo_lib.course.prose."""
+    from piccolo_lib.course.prose import unbacked_numbers
+
+    problems = [f"{p.name}: {x}" for p in sorted(pages.PAGES.glob("[0-9][0-9]_*.ipynb")) for x in unbacked_numbers(p)]
+    assert not problems, f"{len(problems)} typed numbers the page does not print:\n" + "\n".join(problems)
+
+
+def test_the_prose_check_catches_a_drifted_number_and_accepts_rounding(tmp_path):
+    from piccolo_lib.course.prose import unbacked_numbers
+
+    def page(markdown: str, printed: str) -> dict:
+        return {"cells": [{"cell_type": "markdown", "source": [markdown], "metadata": {}},
+                          {"cell_type": "code", "source": ["print(x)"], "metadata": {},
+                           "outputs": [{"output_type": "stream", "name": "stdout", "text": [printed]}]}]}
+
+    assert unbacked_numbers(page("LoRA scored 33.73 here.", "LoRA 33.03")) == [
+        "cell 0: '33.73' is in no output of the page: 'LoRA scored 33.73 here.'"]
+    assert unbacked_numbers(page("LoRA scored 33.0 and kept 6.0%.", "LoRA 33.03, share 0.0604")) == []
+    assert unbacked_numbers(page("The report's average is 70.95; e.g. a 3.5 vs 4.5 pair.", "nothing")) == []
+    assert unbacked_numbers(page("It read 4,700 characters.", "3,913 characters"))  # a count that drifted
