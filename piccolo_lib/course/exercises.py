@@ -8,9 +8,11 @@ per answer::
     exercises.fill(globals(), "02_three_losses", solutions)
     exercises.check("answer_1", answer_1, lambda a: a == reference, "count ...", "02_three_losses")
 
-An unanswered exercise prints what to do and lets the notebook run on; a wrong answer stops it with the
-name of the solutions page. The references a check compares with are computed independently of the
-answer (a library call, mteb's number, a measurement), never by the expression that would produce it.
+An unanswered exercise prints what to do; a wrong answer says what is off (too high or too low, for a number
+checked with :func:`close_to`) and names the solutions page; every check runs, and the cell's last line,
+``exercises.done(notebook)``, stops the notebook if any answer was wrong. The references a check compares with are
+computed independently of the answer (a library call, mteb's number, a measurement), never by the expression that
+would produce it, and a number is accepted as the course prints it: rounded to the decimals the learner gives.
 
 The solutions live beside the notebooks: ``notebooks/solutions/NN_name.md`` explains them and
 ``notebooks/solutions/NN_name.py`` is their code, executed in the notebook's namespace by :func:`fill`
@@ -36,35 +38,92 @@ def solutions_file(notebook: str, suffix: str = ".md") -> Path:
     return SOLUTIONS / f"{notebook}{suffix}"
 
 
+class close_to:
+    """A check for a number: right when it is ``reference`` rounded to the decimals the answer itself gives.
+
+    The course prints numbers rounded, so ``1.171`` and ``1.17`` are right for 1.17053, ``1.18`` is not. An answer
+    must be at least as fine as ``rel`` of the reference (the half unit of its last decimal at most 0.5 % by
+    default: about three significant digits), so ``1.2`` asks for more digits. ``describe`` says what is off
+    without giving the reference away.
+
+    Example:
+        >>> ok = close_to(1.17053)
+        >>> ok(1.171), ok(1.17), ok(1.2), ok(1.18)
+        (True, True, False, False)
+        >>> ok.describe(1.18), ok.describe(1.2)
+        ('too high', 'give more digits')
+    """
+
+    def __init__(self, reference: float, rel: float = 0.005) -> None:
+        self.reference, self.rel = float(reference), rel
+
+    @staticmethod
+    def _half_unit(answer: float) -> float:
+        """Half a unit of the answer's last decimal (0.0005 for 1.171; 0.5 for 12)."""
+        text = repr(float(answer)).lower()
+        mantissa, _, exp = text.partition("e")
+        decimals = len(mantissa.split(".")[1].rstrip("0")) if "." in mantissa else 0
+        return 0.5 * 10.0 ** (-(decimals - int(exp or 0)))
+
+    def _number(self, answer: Any) -> float:
+        if isinstance(answer, bool) or not isinstance(answer, (int, float)):
+            raise TypeError(f"expected a number, got {type(answer).__name__}")
+        return float(answer)
+
+    def __call__(self, answer: Any) -> bool:
+        value, half = self._number(answer), self._half_unit(answer)
+        fine_enough = half <= self.rel * abs(self.reference) or self.reference == round(self.reference)
+        return fine_enough and abs(value - self.reference) <= half * (1 + 1e-9)
+
+    def describe(self, answer: Any) -> str:
+        value, half = self._number(answer), self._half_unit(answer)
+        if abs(value - self.reference) <= half * (1 + 1e-9):
+            return "give more digits"
+        return "too high" if value > self.reference else "too low"
+
+
+_WRONG: dict[str, list[str]] = {}  # notebook -> names answered wrong since its last done()
+
+
 def check(name: str, answer: Any, ok: Callable[[Any], bool], hint: str, notebook: str) -> bool | None:
-    """Check one exercise answer.
+    """Check one exercise answer; never raises, so every check of the cell runs (``done`` sums them up).
 
     Args:
         name: the answer's variable name, as printed (``answer_1``, ``symmetric_infonce``).
         answer: the learner's value (or function); None while it is not answered.
-        ok: returns True when ``answer`` is right (it computes its reference independently).
-        hint: what to do, printed while ``answer`` is None.
+        ok: returns True when ``answer`` is right (it computes its reference independently); a :class:`close_to`
+            also says what is off.
+        hint: what to do, printed while ``answer`` is None and with a wrong answer.
         notebook: the notebook's stem; a wrong answer names ``notebooks/solutions/<notebook>.md``.
 
     Returns:
         None when unanswered (after printing ``"<name>: not answered yet: <hint>"``), True when right
-        (after printing ``"<name>: correct"``).
-
-    Raises:
-        AssertionError: a wrong answer, or one ``ok`` cannot even evaluate (a function that raises, a
-            value of the wrong type), with a one-line message naming the solutions page.
+        (``"<name>: correct"``), False when wrong (``"<name>: not quite (<what is off>); hint: <hint>; see ..."``;
+        an ``ok`` that raises on the answer, e.g. a broken function, counts as wrong and names the error).
     """
     if answer is None:
         print(f"{name}: not answered yet: {hint}")
         return None
     where = f"notebooks/solutions/{notebook}.md"
     try:
-        right = ok(answer)
+        right = bool(ok(answer))
+        off = None if right else (ok.describe(answer) if hasattr(ok, "describe") else "the check fails")
     except Exception as e:  # a broken function or a value of the wrong shape is a wrong answer too
-        raise AssertionError(f"{name}: not quite ({type(e).__name__}: {e}); see {where}") from e
-    assert right, f"{name}: not quite; see {where}"
-    print(f"{name}: correct")
-    return True
+        right, off = False, f"{type(e).__name__}: {e}"
+    if right:
+        print(f"{name}: correct")
+        return True
+    _WRONG.setdefault(notebook, []).append(name)
+    print(f"{name}: not quite ({off}); hint: {hint}; see {where}")
+    return False
+
+
+def done(notebook: str) -> None:
+    """The last line of an exercise cell: raises AssertionError naming every answer that was wrong."""
+    wrong = _WRONG.pop(notebook, [])
+    if wrong:
+        raise AssertionError(f"not quite yet: {', '.join(wrong)}; each line above says what is off "
+                             f"(notebooks/solutions/{notebook}.md explains them)")
 
 
 def fill(namespace: dict, notebook: str, enabled: bool) -> list[str]:
