@@ -25,3 +25,8 @@ class InputNotFound(UserError, FileNotFoundError):
 
 class MissingPackage(UserError, ImportError):
     """An optional package a chosen feature needs (peft for LoRA, tensorboard, ...)."""
+
+
+class DamagedFile(UserError, ValueError):
+    """A file piccolo_lib wrote itself that is damaged where a kill cannot explain it (a bad line in the middle
+    of an append-only log): the message names file and line, and nothing is trained or written past it."""

@@ -1,0 +1,70 @@
+"""piccolo_lib.io and its users (issue 25, defect 6): files appear whole or not at all, and append-only logs
+survive a torn last line.
+
+One test per behaviour: a torn tail is dropped with a warning naming file and line; a bad line in the middle
+is one error naming file and line; an interrupted write leaves the old file (or folder). Then the writers that
+use it: resuming a run whose ``metrics.jsonl`` ends in a torn line, and ``piccolo data mine``'s output.
+"""
+
+import json
+import re
+import shutil
+
+import pytest
+
+from piccolo_lib.errors import DamagedFile, UserError
+from piccolo_lib.io import append_jsonl, atomic_path, atomic_write, read_jsonl_tolerant
+
+
+def test_a_torn_last_line_is_dropped_with_a_warning_naming_file_and_line(tmp_path):
+    log = tmp_path / "log.jsonl"
+    append_jsonl(log, [{"step": 1}, {"step": 2}])
+    with log.open("ab") as f:  # a kill in the middle of the third write
+        f.write(b'{"step": 3, "lo')
+    with pytest.warns(UserWarning, match=re.escape(f"{log}: line 3: torn last line dropped")):
+        assert read_jsonl_tolerant(log) == [{"step": 1}, {"step": 2}]
+    with pytest.warns(UserWarning, match=re.escape(f"{log}: line 3: torn last line dropped")):
+        append_jsonl(log, [{"step": 3}])  # the fragment is cut off, never glued to the new line
+    assert log.read_text(encoding="utf-8").splitlines() == ['{"step": 1}', '{"step": 2}', '{"step": 3}']
+    complete = tmp_path / "complete.jsonl"
+    complete.write_text('{"step": 1}', encoding="utf-8")  # whole, only its newline missing: kept
+    append_jsonl(complete, [{"step": 2}])
+    assert read_jsonl_tolerant(complete) == [{"step": 1}, {"step": 2}]
+    assert read_jsonl_tolerant(tmp_path / "missing.jsonl") == []
+
+
+def test_a_bad_line_in_the_middle_is_one_error_naming_file_and_line(tmp_path):
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1}\nnot json\n{"step": 3}\n', encoding="utf-8")
+    with pytest.raises(DamagedFile, match=re.escape(f"{log}: line 2: not valid JSON")) as err:
+        read_jsonl_tolerant(log)
+    assert isinstance(err.value, UserError) and "\n" not in str(err.value)
+
+
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
+    target = tmp_path / "stats.json"
+    atomic_write(target, '{"old": true}\n')
+    with pytest.raises(RuntimeError, match="killed"):
+        with atomic_path(target) as tmp:
+            tmp.write_text('{"new": tr', encoding="utf-8")  # half of the new content
+            raise RuntimeError("killed mid-write")
+    assert target.read_text(encoding="utf-8") == '{"old": true}\n'
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json"]
+    atomic_write(target, b'{"new": true}\n')
+    assert json.loads(target.read_text(encoding="utf-8")) == {"new": True}
+
+    folder = tmp_path / "task"  # a folder: the old one stays whole until the new one is complete
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        (tmp / "a.json").write_text("1", encoding="utf-8")
+    with pytest.raises(RuntimeError):
+        with atomic_path(folder) as tmp:
+            tmp.mkdir()
+            (tmp / "b.json").write_text("2", encoding="utf-8")
+            raise RuntimeError("killed")
+    assert [p.name for p in folder.iterdir()] == ["a.json"]
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        (tmp / "b.json").write_text("2", encoding="utf-8")
+    assert [p.name for p in folder.iterdir()] == ["b.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "task"]
