@@ -68,3 +68,26 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temporary(tmp_path):
         (tmp / "b.json").write_text("2", encoding="utf-8")
     assert [p.name for p in folder.iterdir()] == ["b.json"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["stats.json", "task"]
+
+
+def test_mined_output_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
+    """A failure while writing the mined rows leaves the previous output file as it was (it used to be opened
+    with "w" first, so a crash half-way lost the old file and left a cut-off one)."""
+    from piccolo_lib.train import mining
+
+    rows = [{"text": "问题", "text_pos": "答案", "text_neg": ["无关"], "type": "retri_contrast"}]
+    (tmp_path / "in.jsonl").write_text(json.dumps(rows[0], ensure_ascii=False) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    out.write_text("the previous output\n", encoding="utf-8")
+    monkeypatch.setattr(mining, "resolve_backbone", lambda name: name)
+    monkeypatch.setattr(mining, "is_sentence_transformers_folder", lambda path: True)
+    monkeypatch.setattr(mining, "SentenceTransformer", lambda path: object())
+    unwritable = {**rows[0], "text_neg": {"a set is not JSON"}}  # fails on the second row, after the first
+    monkeypatch.setattr(mining, "mine_hard_negatives", lambda model, rows_, **kw: ([rows[0], unwritable], None))
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        mining.mine_file("model", tmp_path / "in.jsonl", out)
+    assert out.read_text(encoding="utf-8") == "the previous output\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl"]
+    monkeypatch.setattr(mining, "mine_hard_negatives", lambda model, rows_, **kw: (rows, "stats"))
+    assert mining.mine_file("model", tmp_path / "in.jsonl", out) == "stats"
+    assert [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()] == rows

@@ -42,6 +42,7 @@ from typing import Any
 from .backends import HTTPBackend, SynthError, TransformersBackend
 from .filters import MIN_CJK_SHARE, REASONS, check_triple, consistency_ranks, dedup, load_encoder, parse_tasks
 from .prompts import BRAINSTORM_PROMPT, DEFAULT_DOMAINS, EXAMPLE_PROMPT, KNOBS, PROMPT_VERSION
+from ..io import atomic_write, jsonl_text
 
 GIVEN_DOMAIN = "given"  # the domain of tasks passed in directly (no brainstorm step)
 
@@ -246,7 +247,7 @@ def run_synth(cfg: SynthConfig, backend: Any = None, encoder: Any = None) -> dic
     stats["this_run"] = {"requests": sent + more_sent, "failed": failed + more_failed}
     if failed + more_failed:
         stats["this_run"]["last_error"] = getattr(made[0], "last_error", None)
-    _write_atomic(out / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
+    atomic_write(out / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
     return stats
 
 
@@ -271,14 +272,9 @@ def finalize(cfg: SynthConfig, specs: list[dict], records: list[dict], encoder: 
         triples = [t for t, r in zip(triples, ranks) if r < cfg.top_k]
     rows = [{"text": t["query"], "text_pos": t["positive"], "text_neg": [t["hard_negative"]], "type": "retri_contrast"}
             for t in triples]
-    _write_atomic(Path(cfg.out_dir) / "retrieval.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    atomic_write(Path(cfg.out_dir) / "retrieval.jsonl", jsonl_text(rows))
     done = sum(r["id"] in order for r in records)
     return {"planned": len(specs), "generated": len(records), "pending": len(specs) - done,
             "dropped": dict(dropped), "kept": len(rows), "tasks": len({(s["domain"], s["task"]) for s in specs}),
             "filter": {"model": cfg.filter_model, "top_k": cfg.top_k} if cfg.filter_model else None}
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

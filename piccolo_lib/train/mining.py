@@ -23,7 +23,6 @@ when ``neg_num > 0``) and counts in ``queries_short``.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from sentence_transformers import SentenceTransformer
 from ..model.backbones import resolve_backbone
 from ..data import read_jsonl
 from ..errors import ConfigError
+from ..io import atomic_write, jsonl_text
 from ..losses import canonical_type
 from ..model import build_model, is_sentence_transformers_folder
 from ..data.sampling import text_id
@@ -180,8 +180,6 @@ def mine_file(model_name_or_path: str, in_path: str | Path, out_path: str | Path
     else:  # a bare transformer: pooling auto (last token only for decoder LLMs), as build_model does
         model = build_model(source, projection_dim=0)
     rows, stats = mine_hard_negatives(model, read_jsonl(Path(in_path)), **kwargs)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    # whole or not at all: a run killed while writing leaves the old file (or none), never a cut-off JSONL
+    atomic_write(out_path, jsonl_text(rows))
     return stats
