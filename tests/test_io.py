@@ -91,3 +91,32 @@ def test_mined_output_is_written_whole_or_not_at_all(tmp_path, monkeypatch):
     monkeypatch.setattr(mining, "mine_hard_negatives", lambda model, rows_, **kw: (rows, "stats"))
     assert mining.mine_file("model", tmp_path / "in.jsonl", out) == "stats"
     assert [json.loads(x) for x in out.read_text(encoding="utf-8").splitlines()] == rows
+
+
+def test_resume_drops_a_torn_metrics_line_and_refuses_a_damaged_one(tmp_path):
+    """metrics.jsonl after a kill mid-write: the resume drops the torn line (warning naming file and line), cuts
+    the steps after the checkpoint (atomically) and appends the redone ones; garbage in the middle stops the
+    resume with one line naming file and line, before any step is trained."""
+    from piccolo_lib.training import load_config, train
+    from test_training import fixture_data
+
+    out = tmp_path / "out"
+    settings = {"data": fixture_data(tmp_path, n=8), "batch_size": 4, "neg_num": 1, "cls_neg_num": 2,
+                "max_steps": 3, "save_steps": 2, "max_seq_length": 16, "query_max_len": 8, "passage_max_len": 8,
+                "output_dir": str(out), "device": "cpu", "seed": 1}
+    train(load_config(None, settings))
+    metrics = out / "metrics.jsonl"
+    lines = metrics.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2, 3]
+    shutil.rmtree(out / "checkpoints" / "checkpoint-3")  # as if killed after logging step 3, before its save
+
+    metrics.write_text("\n".join([lines[0], "{garbage", *lines[1:]]) + "\n", encoding="utf-8")
+    with pytest.raises(DamagedFile, match=re.escape(f"{metrics}: line 2: not valid JSON")):
+        train(load_config(None, {**settings, "resume": True}))
+
+    metrics.write_text("\n".join(lines) + '\n{"step": 4, "epoch": 1.0, "dat', encoding="utf-8")
+    with pytest.warns(UserWarning, match=re.escape(f"{metrics}: line 4: torn last line dropped")):
+        train(load_config(None, {**settings, "resume": True}))  # resumes from checkpoint-2, redoes step 3
+    steps = [json.loads(x)["step"] for x in metrics.read_text(encoding="utf-8").splitlines()]
+    assert steps == [1, 2, 3]
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")], "no temporary left behind"
