@@ -13,7 +13,7 @@
     piccolo backbone build {e5-small,offline-bert,offline-decoder} [--out DIR] [--seed N]
     piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--solutions] [--strip] [--publish]
     piccolo env
-    piccolo merge A B [C ...] OUT [--weights 0.3,0.7] [--method linear|slerp]
+    piccolo merge A B [C ...] OUT [--weights 0.3,0.7] [--method linear|slerp] [--keep-from N]
 
 Heavy imports happen after the mode is resolved, so quick mode's offline switches are set before
 any Hugging Face library reads them.
@@ -99,6 +99,9 @@ def _add_merge_parser(sub: argparse._SubParsersAction) -> None:
     mg.add_argument("paths", nargs="+", metavar="MODEL ... OUT", help="two or more model folders, then the output folder")
     mg.add_argument("--weights", default=None, help="comma-separated, one per model, e.g. 0.3,0.7 (default equal; normalised)")
     mg.add_argument("--method", default="linear", choices=["linear", "slerp"])
+    mg.add_argument("--keep-from", type=int, default=None, metavar="N",
+                    help="when the models differ in pooling, head or prompts: keep model N's (1 = the first); "
+                         "default: refuse such models")
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
@@ -109,7 +112,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         return 1
     try:
         weights = [float(w) for w in args.weights.split(",")] if args.weights else None
-        out = merge_models(args.paths[:-1], args.paths[-1], weights, args.method)
+        out = merge_models(args.paths[:-1], args.paths[-1], weights, args.method, keep_from=args.keep_from)
     except MergeError as err:
         print(f"piccolo merge: {err}", file=sys.stderr)
         return 1
