@@ -28,7 +28,8 @@ import sys
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="piccolo", description="Piccolo2 course tools",
-                                epilog="A mistake in a config, data or a name is one line on stderr and exit status 1; "
+                                epilog="A mistake in a config key or value is one line on stderr and exit status 2 (as "
+                                       "for a bad option); in data or a name, one line and exit status 1; "
                                        "--debug (anywhere on the line) shows the Python traceback instead.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -261,7 +262,9 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``piccolo`` command; a user's mistake (:class:`~piccolo_lib.errors.UserError`) is one line
-    ``piccolo <command>: <message>`` on stderr and exit status 1; ``--debug`` (anywhere) shows the traceback."""
+    ``piccolo <command>: <message>`` on stderr and exit status 1, or 2 for a config key or value
+    (:class:`~piccolo_lib.errors.ConfigError`, a usage error like argparse's); ``--debug`` (anywhere) shows the
+    traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("PICCOLO_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     # key=value overrides may come after options (`--mode quick epochs=1`), which argparse leaves over
     args, extra = parser.parse_known_args(argv)
     args.debug = debug
-    from .errors import UserError
+    from .errors import ConfigError, UserError
 
     command = " ".join(x for x in (args.cmd, getattr(args, "data_cmd", None), getattr(args, "cmteb_cmd", None),
                                    getattr(args, "backbone_cmd", None)) if x)
@@ -279,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"piccolo {command}: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, ConfigError) else 1
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> int:

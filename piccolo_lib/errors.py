@@ -1,7 +1,8 @@
 """Errors that are the user's to fix: a bad config value, bad data, a missing file or package.
 
 The ``piccolo`` command answers any :class:`UserError` with one line, ``piccolo <command>: <message>``,
-and exit status 1 (``--debug`` shows the traceback); any other exception is a bug and keeps its
+and exit status 1, or 2 for a :class:`ConfigError` (a bad config key or value is a usage error, as argparse
+answers a bad option) (``--debug`` shows the traceback); any other exception is a bug and keeps its
 traceback. Each class also derives from the built-in error it refines, so ``except ValueError``
 (and tests written that way) still catch them.
 
