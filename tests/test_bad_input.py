@@ -247,3 +247,23 @@ def test_typed_values_keep_yaml_typing_aliases_and_defaults(tmp_path):
     for f in dataclasses.fields(TrainConfig):  # every key says in words what it takes
         words = expected(hints[f.name])
         assert words and "typing" not in words and "<class" not in words and "Annotated" not in words, (f.name, words)
+
+
+@pytest.mark.parametrize("stage, refused", [(0, False), (1, False), (2, True), (3, True)])
+def test_gradient_cache_with_deepspeed_zero_2_or_3_is_refused_at_load(tmp_path, stage, refused):
+    """ZeRO-2/3 partition gradients and DeepSpeed's no_sync, which GradCache's chunks run under, asserts on them:
+    refused when the config is read, not at the first step; stages 0 and 1 stay allowed."""
+    ds = tmp_path / "ds.json"
+    ds.write_text(json.dumps({"zero_optimization": {"stage": stage}, "train_micro_batch_size_per_gpu": "auto"}))
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("deepspeed: ds.json\ngradient_cache: true\n", encoding="utf-8")
+    if refused:
+        with pytest.raises(ConfigError) as err:
+            load_config(cfg)
+        assert str(err.value) == (f"{cfg}: gradient_cache cannot run with deepspeed ZeRO stage {stage} ({ds}: "
+                                  "zero_optimization.stage): ZeRO-2/3 partition gradients, and GradCache's no_sync "
+                                  "asserts there; use a stage 0 or 1 config (configs/ds_zero1.json) or "
+                                  "gradient_cache=false")
+    else:
+        assert load_config(cfg).deepspeed == str(ds)
+    assert load_config(cfg, ["gradient_cache=false"]).deepspeed == str(ds)  # ZeRO alone: any stage

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import typing
 from dataclasses import field
 from pathlib import Path
@@ -223,7 +224,26 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
     except ValidationError as err:
         hints = typing.get_type_hints(TrainConfig, include_extras=True)
         raise ConfigError(one_line(err, hints, raw, source, origin)) from None
+    if cfg.gradient_cache and cfg.deepspeed:
+        _check_zero_stage(cfg.deepspeed, source)
     return cfg
+
+
+def _check_zero_stage(deepspeed: str, source: str) -> None:
+    """GradCache runs its chunks under ``no_sync``, which DeepSpeed refuses from ZeRO stage 2 on (gradients are
+    partitioned as they are produced: ``assert not self.zero_optimization_partition_gradients()``). Refused here,
+    at load, instead of at the first step; stages 0 and 1 partition only optimizer states and work."""
+    try:
+        ds = json.loads(Path(deepspeed).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{deepspeed}: not valid JSON ({err})") from None
+    stage = (ds.get("zero_optimization") or {}).get("stage", 0) if isinstance(ds, dict) else 0
+    if stage in (2, 3):
+        raise ConfigError(f"{source}: gradient_cache cannot run with deepspeed ZeRO stage {stage} ({deepspeed}: "
+                          "zero_optimization.stage): ZeRO-2/3 partition gradients, and GradCache's no_sync asserts "
+                          "there; use a stage 0 or 1 config (configs/ds_zero1.json) or gradient_cache=false")
+    if stage not in (0, 1):
+        raise ConfigError(f"{deepspeed}: key 'zero_optimization.stage': expected 0, 1, 2 or 3, got {stage!r}")
 
 
 def resolve_path(path: str) -> str:
