@@ -400,10 +400,11 @@ def test_a_malformed_brainstorm_is_asked_again_and_retry_failed_recovers_its_dom
 
 
 def test_transport_retries_back_off_exponentially_and_keep_the_seed():
-    """tenacity runs the HTTP retries: 1 + max_retries attempts, backoff * 2**r before retry r, the same seed."""
+    """tenacity runs the HTTP retries: 1 + max_retries attempts, backoff * 2**r before retry r, the same seed
+    (as the hand-written loop it replaced did: this test passes on both)."""
     with StandInEndpoint(lambda body: (503, "busy")) as ep:
         backend = HTTPBackend(ep.url, "stand-in", max_retries=3, backoff=0.05)
-        assert backend.replies(["提示"], [7]) == [None] and backend.last_error == "HTTP 503: busy"
+        assert backend.generate(["提示"], [7]) == [None] and backend.last_error == "HTTP 503: busy"
     times = sorted(t for t, _, _ in ep.log)
     assert len(times) == 4 and {b["seed"] for _, b, _ in ep.log} == {7}
     gaps = [b - a for a, b in zip(times, times[1:])]
