@@ -150,9 +150,9 @@ def merge_models(paths: list[str | Path], out: str | Path, weights: list[float] 
             renamed into place, so an interrupted merge leaves no half-written folder (and an old one intact).
         weights: one per model (default: equal); normalised to sum 1.
         method: ``linear`` (weighted average) or ``slerp`` (two models).
-        keep_from: 1-based index into ``paths`` of the model whose pooling, head and prompts to keep when the
-            models differ there (``piccolo merge --keep-from N``); None: refuse such models. Default
-            settings when they agree: the first model's tokenizer and config.
+        keep_from: 1-based index into ``paths`` of the model whose pooling, head, prompts, tokenizer and config
+            files the output takes (``piccolo merge --keep-from N``); None: the first model's, and models that
+            differ in pooling, head or prompts are refused.
 
     Returns:
         The output folder.

@@ -217,8 +217,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | dict | No
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
             raise ConfigError(f"{source}: unknown key {key!r}{hint} (valid keys: {', '.join(valid)})")
-    if isinstance(raw.get("deepspeed"), str) and raw["deepspeed"]:
-        raw["deepspeed"] = _find_file(raw["deepspeed"], Path(path).parent if path else None, f"{source}: deepspeed")
+    if isinstance(raw.get("deepspeed"), (str, Path)) and str(raw["deepspeed"]):  # anything else: typed below
+        raw["deepspeed"] = _find_file(str(raw["deepspeed"]), Path(path).parent if path else None,
+                                      f"{source}: deepspeed")
     try:
         cfg = TrainConfig(**raw)
     except ValidationError as err:
