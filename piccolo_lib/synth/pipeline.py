@@ -50,7 +50,7 @@ from typing import Any
 
 from .backends import HTTPBackend, Reply, SynthError, TransformersBackend
 from .filters import MIN_CJK_SHARE, REASONS, check_triple, consistency_ranks, dedup, load_encoder, parse_tasks
-from .journal import FAILURES, Journal, read_journal
+from .journal import FAILURES, Journal, read_journal  # noqa: F401  (read_journal re-exported)
 from .prompts import BRAINSTORM_PROMPT, DEFAULT_DOMAINS, EXAMPLE_PROMPT, KNOBS, PROMPT_VERSION
 from ..io import atomic_write, jsonl_text
 
