@@ -13,7 +13,7 @@
     piccolo backbone build {e5-small,offline-bert,offline-decoder} [--out DIR] [--seed N]
     piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--solutions] [--strip] [--publish]
     piccolo env
-    piccolo merge A B [C ...] OUT [--weights 0.3,0.7] [--method linear|slerp]
+    piccolo merge A B [C ...] OUT [--weights 0.3,0.7] [--method linear|slerp] [--keep-from N]
 
 Heavy imports happen after the mode is resolved, so quick mode's offline switches are set before
 any Hugging Face library reads them.
@@ -28,7 +28,8 @@ import sys
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="piccolo", description="Piccolo2 course tools",
-                                epilog="A mistake in a config, data or a name is one line on stderr and exit status 1; "
+                                epilog="A mistake in a config key or value is one line on stderr and exit status 2 (as "
+                                       "for a bad option); in data or a name, one line and exit status 1; "
                                        "--debug (anywhere on the line) shows the Python traceback instead.")
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -99,6 +100,9 @@ def _add_merge_parser(sub: argparse._SubParsersAction) -> None:
     mg.add_argument("paths", nargs="+", metavar="MODEL ... OUT", help="two or more model folders, then the output folder")
     mg.add_argument("--weights", default=None, help="comma-separated, one per model, e.g. 0.3,0.7 (default equal; normalised)")
     mg.add_argument("--method", default="linear", choices=["linear", "slerp"])
+    mg.add_argument("--keep-from", type=int, default=None, metavar="N",
+                    help="when the models differ in pooling, head or prompts: keep model N's (1 = the first); "
+                         "default: refuse such models")
 
 
 def _cmd_merge(args: argparse.Namespace) -> int:
@@ -109,7 +113,7 @@ def _cmd_merge(args: argparse.Namespace) -> int:
         return 1
     try:
         weights = [float(w) for w in args.weights.split(",")] if args.weights else None
-        out = merge_models(args.paths[:-1], args.paths[-1], weights, args.method)
+        out = merge_models(args.paths[:-1], args.paths[-1], weights, args.method, keep_from=args.keep_from)
     except MergeError as err:
         print(f"piccolo merge: {err}", file=sys.stderr)
         return 1
@@ -258,7 +262,9 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one ``piccolo`` command; a user's mistake (:class:`~piccolo_lib.errors.UserError`) is one line
-    ``piccolo <command>: <message>`` on stderr and exit status 1; ``--debug`` (anywhere) shows the traceback."""
+    ``piccolo <command>: <message>`` on stderr and exit status 1, or 2 for a config key or value
+    (:class:`~piccolo_lib.errors.ConfigError`, a usage error like argparse's); ``--debug`` (anywhere) shows the
+    traceback."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv or os.environ.get("PICCOLO_DEBUG") == "1"
     argv = [a for a in argv if a != "--debug"]
@@ -266,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     # key=value overrides may come after options (`--mode quick epochs=1`), which argparse leaves over
     args, extra = parser.parse_known_args(argv)
     args.debug = debug
-    from .errors import UserError
+    from .errors import ConfigError, UserError
 
     command = " ".join(x for x in (args.cmd, getattr(args, "data_cmd", None), getattr(args, "cmteb_cmd", None),
                                    getattr(args, "backbone_cmd", None)) if x)
@@ -276,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"piccolo {command}: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, ConfigError) else 1
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> int:

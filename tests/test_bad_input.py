@@ -16,10 +16,13 @@ Cases covered elsewhere, not repeated here:
 import json
 import re
 import socket
+import typing
+from pathlib import Path
 
 import pytest
 
 from piccolo_lib.data import DataError
+from piccolo_lib.errors import ConfigError
 from piccolo_lib.training import load_config, train
 from test_training import fixture_data
 
@@ -184,3 +187,83 @@ def test_backbone_that_does_not_exist_fails_without_a_network_attempt(tmp_path, 
     monkeypatch.setattr(socket, "create_connection", no_network)
     paths = fixture_data(tmp_path)
     refused(tmp_path, paths, re.escape(message), error=FileNotFoundError, backbone=backbone)
+
+
+# ---------------------------------------------------------------- issue 25, defects 7 and 8: config values
+
+TOY = Path(__file__).resolve().parent.parent / "configs" / "quickstart-toy.yaml"
+
+
+@pytest.mark.parametrize("override, expected", [  # the five of issue 25, then more of the same kind
+    ("packed_encoding=maybe", "key 'packed_encoding': expected true or false, got 'maybe'"),  # trained silently
+    ("epochs=0", "key 'epochs': expected a number > 0, got 0"),  # trained no step, silently
+    ("batch_size=3.5", "key 'batch_size': expected an integer >= 1, got 3.5"),  # a traceback deep in torch
+    ("mrl_dims=64", "key 'mrl_dims': expected a list of integers >= 1, e.g. [64, 128, 256], or null, got 64"),
+    ("lr=-1", "key 'lr': expected a number > 0, got -1"),
+    ("batch_size=true", "key 'batch_size': expected an integer >= 1, got True"),
+    ("warmup_ratio=10", "key 'warmup_ratio': expected a number >= 0 and < 1, got 10"),  # 10 warmup *steps* in HF
+    ("max_steps=0", "key 'max_steps': expected -1 (train for `epochs`) or an integer >= 1, got 0"),
+    ("lr=.nan", "key 'lr': expected a number > 0, got nan"),
+    ("losses={sts: {temprature: 0.1}}", "key 'losses': 'sts': unknown setting 'temprature'; did you mean "
+                                        "'temperature'? (expected temperature, weight)"),
+])
+def test_piccolo_train_refuses_a_bad_value_with_one_line_and_exit_2(tmp_path, capsys, no_model, override, expected):
+    from piccolo_lib import cli
+
+    out = tmp_path / "out"
+    status = cli.main(["train", str(TOY), "--mode", "quick", f"output_dir={out}", override])
+    err = capsys.readouterr().err
+    assert err == f"piccolo train: {TOY}: {expected} (override {override})\n"
+    assert status == 2 and not out.exists()
+
+
+def test_a_bad_value_in_the_file_names_the_file_and_no_override(tmp_path, capsys, no_model):
+    from piccolo_lib import cli
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text(f"output_dir: {tmp_path / 'out'}\nbatch_size: 0\ncls_neg_num: -2\n", encoding="utf-8")
+    assert cli.main(["train", str(cfg), "--mode", "quick"]) == 2
+    assert capsys.readouterr().err == f"piccolo train: {cfg}: key 'batch_size': expected an integer >= 1, got 0\n"
+    with pytest.raises(ConfigError, match=r"^config: key 'dataset_prompts': 'retri': unknown setting 'querry'"):
+        load_config(None, {"dataset_prompts": {"retri": {"querry": "问: "}}})
+
+
+def test_typed_values_keep_yaml_typing_aliases_and_defaults(tmp_path):
+    import dataclasses
+
+    from piccolo_lib.train.config import TrainConfig
+    from piccolo_lib.train.config_types import expected
+
+    cfg = load_config(TOY, ["lr=1e-4", "epochs=2", "mrl_dims=[32, 64]", "packed_encoding=false", "seed=7"])
+    assert (cfg.lr, cfg.epochs, cfg.mrl_dims, cfg.packed_encoding, cfg.seed) == (1e-4, 2.0, [32, 64], False, 7)
+    cfg = load_config(None, {"losses": {"sts": {"weight": 0.1}}, "retrieval_for": ["sts"], "lr": "1e-4",
+                             "output_dir": tmp_path / "out", "data": tmp_path / "a.jsonl", "batch_size": 8.0})
+    assert cfg.losses == {"cosent": {"weight": 0.1}} and cfg.retrieval_for == ["cosent"] and cfg.lr == 1e-4
+    assert cfg.output_dir == str(tmp_path / "out") and cfg.data == [str(tmp_path / "a.jsonl")]
+    assert cfg.batch_size == 8 and isinstance(cfg.batch_size, int)
+    assert dataclasses.asdict(load_config(None)) == dataclasses.asdict(TrainConfig())  # every default as it was
+    assert (TrainConfig().batch_size, TrainConfig().lr, TrainConfig().packed_encoding) == (32, 2e-5, True)
+    hints = typing.get_type_hints(TrainConfig, include_extras=True)
+    for f in dataclasses.fields(TrainConfig):  # every key says in words what it takes
+        words = expected(hints[f.name])
+        assert words and "typing" not in words and "<class" not in words and "Annotated" not in words, (f.name, words)
+
+
+@pytest.mark.parametrize("stage, refused", [(0, False), (1, False), (2, True), (3, True)])
+def test_gradient_cache_with_deepspeed_zero_2_or_3_is_refused_at_load(tmp_path, stage, refused):
+    """ZeRO-2/3 partition gradients and DeepSpeed's no_sync, which GradCache's chunks run under, asserts on them:
+    refused when the config is read, not at the first step; stages 0 and 1 stay allowed."""
+    ds = tmp_path / "ds.json"
+    ds.write_text(json.dumps({"zero_optimization": {"stage": stage}, "train_micro_batch_size_per_gpu": "auto"}))
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("deepspeed: ds.json\ngradient_cache: true\n", encoding="utf-8")
+    if refused:
+        with pytest.raises(ConfigError) as err:
+            load_config(cfg)
+        assert str(err.value) == (f"{cfg}: gradient_cache cannot run with deepspeed ZeRO stage {stage} ({ds}: "
+                                  "zero_optimization.stage): ZeRO-2/3 partition gradients, and GradCache's no_sync "
+                                  "asserts there; use a stage 0 or 1 config (configs/ds_zero1.json) or "
+                                  "gradient_cache=false")
+    else:
+        assert load_config(cfg).deepspeed == str(ds)
+    assert load_config(cfg, ["gradient_cache=false"]).deepspeed == str(ds)  # ZeRO alone: any stage

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from piccolo_lib.losses import PiccoloLoss
+from piccolo_lib.train.adapter import PiccoloLoss
 
 B, K, D, W = 3, 2, 8, 2  # per-rank batch, negatives, embedding dim, world size
 
@@ -31,10 +31,19 @@ class Encoder(torch.nn.Module):
         return {"sentence_embedding": self.lin(f["x"])}
 
 
+def as_table(q, p, n, ids):
+    """A batch as the collator lays it out: one table (queries, positives, negatives) and index tensors into it."""
+    b = q.shape[0]
+    table = {"x": torch.cat([q, p, n])}
+    label = {"query": torch.arange(b), "positive": torch.arange(b, 2 * b),
+             "negative": torch.arange(2 * b, 2 * b + n.shape[0]).reshape(b, -1), "ids": ids}
+    return [table], label
+
+
 def local_slice(feats, ids, rank):
     rows = slice(rank * B, (rank + 1) * B)
     neg_rows = slice(rank * B * K, (rank + 1) * B * K)
-    return [{"x": feats[0]["x"][rows]}, {"x": feats[1]["x"][rows]}, {"x": feats[2]["x"][neg_rows]}], ids[rows]
+    return as_table(feats[0]["x"][rows], feats[1]["x"][rows], feats[2]["x"][neg_rows], ids[rows])
 
 
 def worker(rank, port, out_path):
@@ -67,7 +76,8 @@ def test_cross_device_negatives_match_single_process_full_batch(tmp_path):
     got = torch.load(out, weights_only=True)
     model = Encoder()
     feats, ids = inputs()
-    ref = PiccoloLoss(model, "retri_contrast", temperature=0.05, mrl_dims=[4, 8])(feats, ids)
+    ref = PiccoloLoss(model, "retri_contrast", temperature=0.05, mrl_dims=[4, 8])(
+        *as_table(feats[0]["x"], feats[1]["x"], feats[2]["x"], ids))
     ref.backward()
     assert got["loss"].item() == pytest.approx(ref.item(), rel=1e-6)
     for g, p in zip(got["grads"], model.parameters()):

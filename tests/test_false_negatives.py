@@ -5,7 +5,8 @@ import math
 import pytest
 import torch
 
-from piccolo_lib.losses import PiccoloLoss, false_negative_mask, retrieval_infonce
+from piccolo_lib.losses import false_negative_mask, retrieval_infonce
+from piccolo_lib.train.adapter import PiccoloLoss
 
 
 def unit(*rows):

@@ -296,20 +296,20 @@ def test_deepspeed_path_is_resolved_against_the_config_folder_then_the_repo_root
 
 # ---------------------------------------------------------------- item 10: one line for a user's mistake
 
-@pytest.mark.parametrize("extra, message", [
-    (["lr=fast"], "piccolo train: {cfg}: key 'lr': expected a number, got 'fast'"),
+@pytest.mark.parametrize("extra, message, status", [  # 2: a config key or value (a usage error); 1: the data
+    (["lr=fast"], "piccolo train: {cfg}: key 'lr': expected a number > 0, got 'fast' (override lr=fast)", 2),
     (["pooling=meen"], "piccolo train: {cfg}: key 'pooling': 'meen' is not one of auto, mean, cls, lasttoken; "
-                       "did you mean 'mean'?"),
-    (["batchsize=8"], "piccolo train: {cfg}: unknown key 'batchsize'; did you mean 'batch_size'?"),
-    (["data=[{tmp}/missing/meta_list.txt]"], "piccolo train: {tmp}/missing/meta_list.txt: no such meta list"),
+                       "did you mean 'mean'?", 2),
+    (["batchsize=8"], "piccolo train: {cfg}: unknown key 'batchsize'; did you mean 'batch_size'?", 2),
+    (["data=[{tmp}/missing/meta_list.txt]"], "piccolo train: {tmp}/missing/meta_list.txt: no such meta list", 1),
 ])
-def test_piccolo_train_answers_a_mistake_with_one_line(tmp_path, capsys, extra, message):
+def test_piccolo_train_answers_a_mistake_with_one_line(tmp_path, capsys, extra, message, status):
     from piccolo_lib import cli
 
     cfg = tmp_path / "run.yaml"
     cfg.write_text(f"output_dir: {tmp_path / 'out'}\nmode: quick\n")
     argv = ["train", str(cfg), *[x.format(tmp=tmp_path) for x in extra]]
-    assert cli.main(argv) == 1
+    assert cli.main(argv) == status
     err = capsys.readouterr().err
     first = err.splitlines()[0]
     assert first.startswith(message.format(cfg=cfg, tmp=tmp_path)), err

@@ -1,6 +1,8 @@
 """Model merging against hand computations; the merged folder is a plain sentence-transformers model."""
 
 import math
+import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +10,7 @@ from safetensors.torch import load_file
 from sentence_transformers import SentenceTransformer
 
 from piccolo_lib.cli import main
-from piccolo_lib.merging import MergeError, merge_states, slerp
+from piccolo_lib.merging import MergeError, merge_models, merge_states, slerp
 from piccolo_lib.model import build_model
 
 
@@ -51,9 +53,13 @@ def test_mismatches_are_one_line_errors_naming_the_tensor():
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("merge")
     paths = {}
-    for name, kwargs in {"a": dict(seed=1), "b": dict(seed=2), "nohead": dict(seed=1, projection_dim=0)}.items():
+    kinds = {"a": dict(seed=1), "b": dict(seed=2), "nohead": dict(seed=1, projection_dim=0),
+             "cls": dict(seed=2, pooling="cls"), "narrow": dict(seed=2, projection_dim=64),
+             "prompted": dict(seed=2, prompts={"query": "查询: "})}
+    for name, kwargs in kinds.items():
+        prompts = kwargs.pop("prompts", {"query": "query: "})
         model = build_model("offline-bert", **kwargs)
-        model.prompts = {"query": "query: "}
+        model.prompts = prompts
         paths[name] = root / name
         model.save(str(paths[name]), safe_serialization=True)
     return root, paths
@@ -81,3 +87,64 @@ def test_cli_refuses_models_with_different_heads(folders, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("piccolo merge: cannot merge: modules") and "Dense" in err
     assert not (root / "bad").exists()
+
+
+# ---------------------------------------------------------------- issue 25, defect 4: what cannot be averaged
+
+@pytest.mark.parametrize("other, differs", [
+    ("cls", r"pooling_mode 'mean' in {a} but 'cls' in {b}"),
+    ("prompted", r"prompt 'query' 'query: ' in {a} but '查询: ' in {b}"),
+    ("narrow", r"head out_features 224 in {a} but 64 in {b}"),
+])
+def test_other_pooling_head_or_prompts_are_refused_naming_both_models(folders, capsys, other, differs):
+    """A CLS-pooled and a mean-pooled model used to merge silently, keeping the first model's pooling and prompts."""
+    root, p = folders
+    out = root / f"refused-{other}"
+    with pytest.raises(MergeError, match=differs.format(a=re.escape(str(p["a"])), b=re.escape(str(p[other])))) as err:
+        merge_models([p["a"], p[other]], out)
+    assert "\n" not in str(err.value) and "keep_from=N (piccolo merge --keep-from N)" in str(err.value)
+    assert main(["merge", str(p["a"]), str(p[other]), str(out)]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("piccolo merge: cannot merge: ")
+    assert not out.exists()
+
+
+def test_keep_from_takes_that_models_pooling_prompts_and_differing_head(folders):
+    root, p = folders
+    out = merge_models([p["a"], p["cls"]], root / "kept-cls", keep_from=2)
+    merged = SentenceTransformer(str(out), device="cpu")
+    assert merged[1].get_config_dict()["pooling_mode"] == "cls"
+    ta, tb, tm = (load_file(str(x / "model.safetensors")) for x in (p["a"], p["cls"], out))
+    key = next(k for k in ta if "query.weight" in k)
+    assert torch.allclose(tm[key], (ta[key] + tb[key]) / 2, atol=1e-6)  # the backbone is still averaged
+
+    out = root / "kept-narrow"
+    assert main(["merge", str(p["a"]), str(p["narrow"]), "--keep-from", "2", str(out)]) == 0
+    head, narrow = (load_file(str(x / "2_Dense" / "model.safetensors")) for x in (out, p["narrow"]))
+    assert head.keys() == narrow.keys() and all(torch.equal(head[k], narrow[k]) for k in head)  # copied, not merged
+    assert SentenceTransformer(str(out), device="cpu").encode(["你好"]).shape == (1, 64)
+    out = merge_models([p["prompted"], p["a"]], root / "kept-prompt", keep_from=1)
+    assert SentenceTransformer(str(out), device="cpu").prompts["query"] == "查询: "
+    with pytest.raises(MergeError, match="keep_from=3: expected a model number from 1 to 2"):
+        merge_models([p["a"], p["b"]], root / "x", keep_from=3)
+
+
+def test_an_interrupted_merge_leaves_no_half_folder_and_the_old_one_intact(folders, monkeypatch):
+    root, p = folders
+    out = root / "interrupted"
+    merge_models([p["a"], p["b"]], out)
+    before = sorted(x.name for x in out.iterdir())
+    real_save = SentenceTransformer.save
+
+    def save_then_die(self, path, *args, **kwargs):
+        real_save(self, path, *args, **kwargs)
+        (Path(path) / "model.safetensors").write_bytes(b"half")  # the process dies mid-way through the weights
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(SentenceTransformer, "save", save_then_die)
+    with pytest.raises(OSError, match="mid-write"):
+        merge_models([p["a"], p["b"]], root / "never")
+    with pytest.raises(OSError, match="mid-write"):
+        merge_models([p["a"], p["b"]], out)
+    assert not (root / "never").exists() and sorted(x.name for x in out.iterdir()) == before
+    assert load_file(str(out / "model.safetensors"))  # still the complete first merge
+    assert not [x.name for x in root.iterdir() if x.name.startswith(".")], "no temporary folder left behind"

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -159,12 +160,15 @@ def test_pipeline_counts_every_outcome(tmp_path, monkeypatch):
     assert stats["generated"] == stats["kept"] + sum(stats["dropped"].values())
     assert json.loads((tmp_path / "stats.json").read_text(encoding="utf-8")) == stats
 
-    # retries: the flaky and slow seeds were asked twice, the down ones 1 + max_retries times, others once
+    # retries: the flaky and slow seeds were asked twice, the down ones 1 + max_retries times, others once;
+    # the bad domain's brainstorm (not a task list) 1 + max_retries times, each with a new seed
     per_kind = {}
     for seed, count in script.attempts.items():
         per_kind.setdefault(count, 0)
         per_kind[count] += 1
-    assert per_kind == {1: 2 + n - 3 * EXAMPLES, 2: 2 * EXAMPLES, 3: EXAMPLES}
+    assert per_kind == {1: 2 + 2 + n - 3 * EXAMPLES, 2: 2 * EXAMPLES, 3: EXAMPLES}
+    assert stats["brainstorm_failed_replies"] == {"empty_reply": 0, "cut_off": 0, "malformed_tasks": 1}
+    assert stats["failed_replies"] == {"empty_reply": 0, "cut_off": 0, "malformed_tasks": 0}
     assert all(h.get("Authorization") == "Bearer sk-test" and b["model"] == "stand-in" for _, b, h in ep.log)
 
     rows = read_jsonl(tmp_path / "retrieval.jsonl")
@@ -320,19 +324,109 @@ def test_bad_input_gives_one_line_errors(tmp_path, capsys, monkeypatch):
         read_journal(log)
 
 
+# ---------- issue 25, defect 5: unusable replies are asked again, within a bound, then logged as failures
+
+def test_null_empty_or_cut_off_replies_are_asked_again_with_new_seeds(tmp_path):
+    """They used to be logged as final (and dropped as malformed): now each is asked again with a new seed, at
+    most max_retries times, then logged as a failure with its reason, counted in stats and final for a re-run."""
+    kinds = {"给定问题，检索答案甲": "null_then_good", "给定问题，检索答案乙": "blank_then_good",
+             "给定问题，检索答案丙": "cut_then_good", "给定问题，检索答案丁": "always_cut",
+             "给定问题，检索答案戊": "always_null"}
+    seeds, lock = {}, threading.Lock()
+
+    def respond(body):
+        task = next(t for t in kinds if f"检索任务：{t}" in body["messages"][-1]["content"])
+        with lock:
+            seeds.setdefault(task, []).append(body["seed"])
+            first = len(seeds[task]) == 1
+        good = json.dumps(POOL[list(kinds).index(task)], ensure_ascii=False)
+        cut = {"content": good[:30], "finish_reason": "length"}
+        return {"null_then_good": {"content": None} if first else good, "blank_then_good": " \n" if first else good,
+                "cut_then_good": cut if first else good, "always_cut": cut, "always_null": {"content": None}}[kinds[task]]
+
+    cfg = config(tmp_path, "unused", tasks=tuple(kinds), examples_per_task=1, max_retries=2)
+    with StandInEndpoint(respond) as ep:
+        cfg.url = ep.url
+        stats = run_synth(cfg)
+        again = run_synth(cfg)
+    assert stats["generated"] == stats["kept"] == 3 and stats["pending"] == 0
+    assert stats["failed_replies"] == {"empty_reply": 1, "cut_off": 1, "malformed_tasks": 0}
+    assert stats["this_run"] == {"requests": 5, "failed": 0}
+    assert [len(seeds[t]) for t in kinds] == [2, 2, 2, 3, 3]  # 1 + max_retries at most
+    assert all(len(set(s)) == len(s) for s in seeds.values()), "each retry draws a new sample"
+    failures = [r for r in read_journal(tmp_path / "generations.jsonl", failures=True) if "failure" in r]
+    assert sorted((r["task"][-1], r["failure"], r["attempts"]) for r in failures) == [("丁", "cut_off", 3),
+                                                                                    ("戊", "empty_reply", 3)]
+    assert again["this_run"] == {"requests": 0, "failed": 0}  # logged failures are outcomes: resumable
+    assert {k: v for k, v in again.items() if k != "this_run"} == {k: v for k, v in stats.items() if k != "this_run"}
+
+
+def test_a_malformed_brainstorm_is_asked_again_and_retry_failed_recovers_its_domain(tmp_path, capsys):
+    """A brainstorm reply that is no task list used to lose its whole domain until someone edited tasks.jsonl."""
+    tasks = {"测试领域": "给定购物问题，检索回答它的客服说明", "坏领域": "给定健康问题，检索解答它的科普段落"}
+    asked, fixed, lock = Counter(), {"坏领域": False}, threading.Lock()
+
+    def respond(body):
+        prompt = body["messages"][-1]["content"]
+        if "头脑风暴" in prompt:
+            domain = next(d for d in tasks if f"“{d}”" in prompt)
+            with lock:
+                asked[domain] += 1
+                malformed = asked[domain] == 1 if domain == "测试领域" else not fixed[domain]
+            return "好的，以下是一些任务：1. 购物问答" if malformed else json.dumps([tasks[domain]], ensure_ascii=False)
+        return json.dumps(POOL[0 if tasks["测试领域"] in prompt else 1], ensure_ascii=False)
+
+    cfg = config(tmp_path, "unused", domains=tuple(tasks), tasks_per_domain=1, examples_per_task=1)
+    with StandInEndpoint(respond) as ep:
+        cfg.url = ep.url
+        first = run_synth(cfg)
+        assert asked == {"测试领域": 2, "坏领域": 3}  # the first domain recovered on its first retry
+        assert first["brainstorm"] == {"domains": 2, "replied": 2, "malformed": 1} and first["tasks"] == 1
+        assert first["brainstorm_failed_replies"]["malformed_tasks"] == 1
+        fixed["坏领域"] = True
+        assert run_synth(cfg)["this_run"]["requests"] == 0  # a plain re-run keeps the logged failure
+        from piccolo_lib.cli import main
+
+        assert main(["data", "synth", str(tmp_path), "--url", ep.url, "--model", "stand-in", "--domains",
+                     ",".join(tasks), "--tasks-per-domain", "1", "--examples-per-task", "1", "--filter-model", "none",
+                     "--retry-failed"]) == 0
+    stats = json.loads((tmp_path / "stats.json").read_text(encoding="utf-8"))
+    assert stats["brainstorm"] == {"domains": 2, "replied": 2, "malformed": 0} and stats["tasks"] == 2
+    assert stats["kept"] == 2 and asked["坏领域"] == 4
+    log = [(r["domain"], "reply" if "reply" in r else r["failure"])
+           for r in read_journal(tmp_path / "tasks.jsonl", failures=True)]
+    assert log == [("测试领域", "reply"), ("坏领域", "malformed_tasks"), ("坏领域", "reply")]  # appended, not edited
+    assert "2 of 2 domains replied, 0 malformed" in capsys.readouterr().out
+
+
+def test_transport_retries_back_off_exponentially_and_keep_the_seed():
+    """tenacity runs the HTTP retries: 1 + max_retries attempts, backoff * 2**r before retry r, the same seed
+    (as the hand-written loop it replaced did: this test passes on both)."""
+    with StandInEndpoint(lambda body: (503, "busy")) as ep:
+        backend = HTTPBackend(ep.url, "stand-in", max_retries=3, backoff=0.05)
+        assert backend.generate(["提示"], [7]) == [None] and backend.last_error == "HTTP 503: busy"
+    times = sorted(t for t, _, _ in ep.log)
+    assert len(times) == 4 and {b["seed"] for _, b, _ in ep.log} == {7}
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(g >= 0.9 * 0.05 * 2 ** r for r, g in enumerate(gaps)), gaps
+
+
 def test_offline_decoder_garbage_is_counted_as_malformed(tmp_path):
-    """A random-weight decoder through the transformers backend: every reply is garbage, none crashes."""
+    """A random-weight decoder through the transformers backend: every reply is garbage (cut off at
+    max_new_tokens, or no JSON), none crashes, each ends counted in one place."""
     cfg = SynthConfig(out_dir=str(tmp_path), backend="transformers", model="offline-decoder",
                       domains=("电商购物", "医疗健康"), tasks_per_domain=2, max_new_tokens=24, batch_size=4,
-                      filter_model=None, progress=False)
+                      max_retries=1, filter_model=None, progress=False)
     stats = run_synth(cfg)
     assert stats["brainstorm"] == {"domains": 2, "replied": 2, "malformed": 2} and stats["planned"] == 0
     cfg.tasks, cfg.examples_per_task = ("给定购物问题，检索客服说明", "给定健康问题，检索科普段落"), 3
     stats = run_synth(cfg)
-    assert stats["planned"] == stats["generated"] == 6 and stats["pending"] == 0
-    assert stats["dropped"]["malformed_json"] == 6 and stats["kept"] == 0
+    failed = sum(stats["failed_replies"].values())
+    assert stats["planned"] == 6 == stats["generated"] + failed and stats["pending"] == 0
+    assert stats["dropped"]["malformed_json"] == stats["generated"] and stats["kept"] == 0
     assert stats["this_run"] == {"requests": 6, "failed": 0}
-    assert all(isinstance(r["reply"], str) for r in read_journal(tmp_path / "generations.jsonl"))
+    logged = read_journal(tmp_path / "generations.jsonl", failures=True)
+    assert len(logged) == 6 and all(isinstance(r.get("reply"), str) or r["attempts"] == 2 for r in logged)
     assert (tmp_path / "retrieval.jsonl").read_text() == ""
 
 

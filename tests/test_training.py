@@ -92,7 +92,7 @@ def test_cli_overrides_after_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["train", config, "--bogus"])
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
-    assert main(["train", config, "--mode", "quick", "epoch=1"]) == 1  # one line, no traceback (issue 15)
+    assert main(["train", config, "--mode", "quick", "epoch=1"]) == 2  # one line, no traceback (issue 15); 2: usage
     assert capsys.readouterr().err.startswith(f"piccolo train: {config}: unknown key 'epoch'; did you mean 'epochs'")
 
 

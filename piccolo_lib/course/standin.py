@@ -5,8 +5,9 @@ at this server on 127.0.0.1 to exercise the real client (HTTP, JSON, timeouts, r
 the real parsing and filtering on replies *someone wrote*. Nothing it returns is model output.
 
 ``respond(body)`` receives the request's JSON body (``body["messages"][-1]["content"]`` is the prompt,
-``body["seed"]`` the example's seed) and returns the reply text (status 200), or ``(status, text)``; it may
-sleep to play a slow server. The server stops itself after ``max_requests`` requests or ``max_seconds``.
+``body["seed"]`` the example's seed) and returns the reply text (status 200), or ``(status, text)``, or a dict
+``{"content": text or None, "finish_reason": "length"}`` to play a null or cut-off completion; it may sleep to
+play a slow server. The server stops itself after ``max_requests`` requests or ``max_seconds``.
 
 Introduced in notebooks/09_synthetic_data.ipynb.
 """
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-Respond = Callable[[dict], "str | tuple[int, str]"]
+Respond = Callable[[dict], "str | tuple[int, str] | dict"]
 
 
 class StandInEndpoint:
@@ -45,9 +46,10 @@ class StandInEndpoint:
                     endpoint.log.append((time.monotonic(), body, dict(self.headers)))
                     over = len(endpoint.log) >= endpoint.max_requests
                 reply = endpoint.respond(body)
-                status, text = reply if isinstance(reply, tuple) else (200, reply)
+                choice = reply if isinstance(reply, dict) else {"content": reply}
+                status, text = reply if isinstance(reply, tuple) else (200, choice["content"])
                 payload = ({"object": "chat.completion", "model": body.get("model"),
-                            "choices": [{"index": 0, "finish_reason": "stop",
+                            "choices": [{"index": 0, "finish_reason": choice.get("finish_reason", "stop"),
                                          "message": {"role": "assistant", "content": text}}]}
                            if status == 200 else {"error": {"message": text}})
                 data = json.dumps(payload, ensure_ascii=False).encode("utf-8")

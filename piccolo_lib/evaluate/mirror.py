@@ -21,7 +21,6 @@ import datetime
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -29,6 +28,8 @@ from urllib.parse import urlparse
 import datasets
 import mteb
 from datasets import Dataset, DatasetDict
+
+from ..io import atomic_path, atomic_write
 
 logger = logging.getLogger(__name__)
 MIRROR_FORMAT = 1
@@ -47,36 +48,32 @@ def write_mirror_task(root: str | Path, task_name: str, dataset: dict, *, revisi
     interrupted download leaves no half-written task behind.
     """
     root = Path(root)
-    final, tmp = root / task_name, root / f".{task_name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)
+    final = root / task_name
     layout: dict[str, list[str]] = {}
-    for subset, splits in nested_splits(dataset).items():
-        for split, data in splits.items():
-            folder = tmp / subset / split
-            if isinstance(data, Dataset):
-                data.save_to_disk(str(folder))
-            else:  # mteb 2 retrieval split: corpus, queries, relevant_docs, top_ranked
-                folder.mkdir(parents=True)
-                data["corpus"].save_to_disk(str(folder / "corpus"))
-                data["queries"].save_to_disk(str(folder / "queries"))
-                (folder / "relevant_docs.json").write_text(json.dumps(data["relevant_docs"]), encoding="utf-8")
-                if data.get("top_ranked") is not None:
-                    (folder / "top_ranked.json").write_text(json.dumps(data["top_ranked"]), encoding="utf-8")
-            layout.setdefault(subset, []).append(split)
-    info = {"format": MIRROR_FORMAT, "task": task_name, "revision": revision, "source": source,
-            "mteb_version": mteb.__version__, "subsets": layout,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-    (tmp / "mirror.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    with atomic_path(final) as tmp:  # a temp folder beside it, renamed into place when complete
+        for subset, splits in nested_splits(dataset).items():
+            for split, data in splits.items():
+                folder = tmp / subset / split
+                if isinstance(data, Dataset):
+                    data.save_to_disk(str(folder))
+                else:  # mteb 2 retrieval split: corpus, queries, relevant_docs, top_ranked
+                    folder.mkdir(parents=True)
+                    data["corpus"].save_to_disk(str(folder / "corpus"))
+                    data["queries"].save_to_disk(str(folder / "queries"))
+                    (folder / "relevant_docs.json").write_text(json.dumps(data["relevant_docs"]), encoding="utf-8")
+                    if data.get("top_ranked") is not None:
+                        (folder / "top_ranked.json").write_text(json.dumps(data["top_ranked"]), encoding="utf-8")
+                layout.setdefault(subset, []).append(split)
+        info = {"format": MIRROR_FORMAT, "task": task_name, "revision": revision, "source": source,
+                "mteb_version": mteb.__version__, "subsets": layout,
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        (tmp / "mirror.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
     manifest_path = root / "manifest.json"
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else {}
     manifest.setdefault("format", MIRROR_FORMAT)
     keep = ("revision", "source", "mteb_version", "subsets")
     manifest.setdefault("tasks", {})[task_name] = {k: info[k] for k in keep}
-    tmp_manifest = root / ".manifest.json.tmp"
-    tmp_manifest.write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
-    os.replace(tmp_manifest, manifest_path)
+    atomic_write(manifest_path, json.dumps(manifest, indent=2, sort_keys=True))
     return final
 
 

@@ -41,6 +41,7 @@ from sklearn.exceptions import ConvergenceWarning, UndefinedMetricWarning
 from threadpoolctl import ThreadpoolController
 
 from .local import TfidfEncoder, local_tasks  # noqa: F401  (re-exported)
+from ..io import atomic_path
 from ..scores import CATEGORIES, aggregate, format_table  # noqa: F401  (re-exported)
 
 TFIDF_NAME = "tfidf-char-ngram"
@@ -74,12 +75,8 @@ class _AtomicWrite:
         return getattr(self._result, name)
 
     def to_disk(self, path: Path) -> None:
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with atomic_path(path) as tmp:  # readers see the old or the new file, never a half-written one
             self._result.to_disk(tmp)  # mteb's own serialisation, only the destination changes
-            os.replace(tmp, path)  # atomic on POSIX and Windows: readers see the old or the new file
-        finally:
-            tmp.unlink(missing_ok=True)
 
 
 class AtomicResultCache(ResultCache):

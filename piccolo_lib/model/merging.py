@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..io import atomic_path
+
 METHODS = ("linear", "slerp")
 PARALLEL_EPS = 1e-6  # |sin W| below this: linear fallback
 
@@ -109,15 +111,48 @@ def _architecture(path: str) -> list[str]:
     return [m["type"].rsplit(".", 1)[-1] for m in json.loads((Path(path) / "modules.json").read_text(encoding="utf-8"))]
 
 
+def _settings(model) -> dict[str, object]:
+    """What a merge would otherwise take silently from one model: each module's config but the backbone's
+    (pooling mode, head shape and activation, ...) and the prompts. Keys name the thing for error messages."""
+    out: dict[str, object] = {}
+    for i, module in enumerate(model):
+        if i == 0 or not hasattr(module, "get_config_dict"):  # module 0: the backbone, compared tensor by tensor
+            continue
+        kind = {"Pooling": "pooling", "Dense": "head"}.get(type(module).__name__, type(module).__name__)
+        for key, value in sorted(module.get_config_dict().items()):
+            out[key if key.startswith(kind) else f"{kind} {key}"] = value  # "pooling_mode", "head out_features"
+    out.update({f"prompt {name!r}": text for name, text in model.prompts.items()})
+    out["default prompt"] = model.default_prompt_name
+    return out
+
+
+def _differences(settings: list[dict[str, object]], names: list[str]) -> list[str]:
+    """One phrase per setting in which a model differs from the first, e.g. ``pooling_mode 'cls' in A but 'mean'
+    in B``."""
+    return [f"{key} {settings[0].get(key)!r} in {names[0]} but {other.get(key)!r} in {name}"
+            for other, name in zip(settings[1:], names[1:])
+            for key in sorted(settings[0].keys() | other.keys()) if settings[0].get(key) != other.get(key)]
+
+
 def merge_models(paths: list[str | Path], out: str | Path, weights: list[float] | None = None,
-                 method: str = "linear") -> Path:
-    """Merge sentence-transformers folders into ``out`` (safetensors; tokenizer, config, prompts of the first).
+                 method: str = "linear", keep_from: int | None = None) -> Path:
+    """Merge sentence-transformers folders into ``out`` (safetensors; tokenizer and config of one model).
+
+    Pooling, the head's configuration (shape, activation) and the prompts cannot be averaged: a merge of a
+    CLS-pooled and a mean-pooled model, or of models with other prompts, is refused with one line naming both
+    models and what differs, unless ``keep_from`` says whose to keep. Then the output takes that model's
+    pooling, prompts and tokenizer, and a head whose configuration differs is copied from it unmerged (heads
+    of other shapes cannot be averaged); everything else is merged.
 
     Args:
-        paths: two or more SentenceTransformer folders of the same architecture (modules, heads, shapes).
-        out: output folder; loads with plain ``SentenceTransformer(out)``.
+        paths: two or more SentenceTransformer folders of the same architecture (the same module list).
+        out: output folder; loads with plain ``SentenceTransformer(out)``. Written to a temporary folder and
+            renamed into place, so an interrupted merge leaves no half-written folder (and an old one intact).
         weights: one per model (default: equal); normalised to sum 1.
         method: ``linear`` (weighted average) or ``slerp`` (two models).
+        keep_from: 1-based index into ``paths`` of the model whose pooling, head, prompts, tokenizer and config
+            files the output takes (``piccolo merge --keep-from N``); None: the first model's, and models that
+            differ in pooling, head or prompts are refused.
 
     Returns:
         The output folder.
@@ -125,6 +160,8 @@ def merge_models(paths: list[str | Path], out: str | Path, weights: list[float] 
     from sentence_transformers import SentenceTransformer
 
     names = [str(p) for p in paths]
+    if keep_from is not None and not 1 <= keep_from <= len(names):
+        raise MergeError(f"keep_from={keep_from}: expected a model number from 1 to {len(names)}")
     for p in names:
         if not (Path(p) / "modules.json").is_file():
             raise MergeError(f"cannot merge: {p} is not a sentence-transformers folder (no modules.json)")
@@ -133,9 +170,27 @@ def merge_models(paths: list[str | Path], out: str | Path, weights: list[float] 
         if a != arch[0]:
             raise MergeError(f"cannot merge: modules {arch[0]} in {names[0]} but {a} in {p}")
     models = [SentenceTransformer(p, device="cpu") for p in names]
+    differ = _differences([_settings(m) for m in models], names)
+    if differ and keep_from is None:
+        raise MergeError(f"cannot merge: {'; '.join(differ)}; pass keep_from=N (piccolo merge --keep-from N) "
+                         "to keep model N's")
+    target = models[(keep_from or 1) - 1]
+    kept = _modules_to_keep(models, target)  # module indices copied from the target, not merged
+    states = [{k: v for k, v in m.state_dict().items() if k.split(".", 1)[0] not in kept} for m in models]
     weights = [1.0] * len(models) if weights is None else list(weights)
-    merged = merge_states([m.state_dict() for m in models], weights, method, names)
-    target = models[0]
-    target.load_state_dict(merged)
-    target.save(str(out), safe_serialization=True)
+    merged = merge_states(states, weights, method, names)
+    target.load_state_dict({**target.state_dict(), **merged})
+    with atomic_path(out) as tmp:  # a temp folder beside ``out``, renamed into place when complete
+        target.save(str(tmp), safe_serialization=True)
     return Path(out)
+
+
+def _modules_to_keep(models: list, target) -> set[str]:
+    """Indices (as state-dict prefixes) of the modules after the backbone whose config differs between the
+    models: their tensors come from ``target`` as they are."""
+    kept = set()
+    for i, module in enumerate(target):
+        if i and hasattr(module, "get_config_dict") and any(
+                m[i].get_config_dict() != module.get_config_dict() for m in models):
+            kept.add(str(i))
+    return kept

@@ -1,16 +1,23 @@
 """Generator backends of the synthetic data pipeline: an OpenAI-compatible HTTP endpoint, or a local
 transformers causal LM.
 
-Both answer :meth:`generate` ``(prompts, seeds) -> replies``: one reply string per prompt, or None where a
-request failed after its retries (the pipeline does not log it, so a re-run asks again).
+Both answer :meth:`replies` ``(prompts, seeds) -> [Reply | None]``: per prompt the reply's text and why the
+model stopped (``finish_reason``: ``stop``, or ``length`` when it was cut off at the token limit), or None where
+the request failed after its retries (the pipeline does not log it, so a re-run asks again). :meth:`generate`
+gives the texts alone.
 
 * :class:`HTTPBackend` POSTs ``{url}/chat/completions`` (vLLM, llama.cpp's server, SGLang, hosted APIs),
   the batch's requests in parallel threads, each through one shared :class:`RateLimiter`; timeouts,
-  connection errors, 408, 429 and 5xx are retried with exponential backoff; any other status (401 bad
-  key, 404 unknown model) raises :class:`SynthError` at once, since retrying cannot fix it.
+  connection errors, 408, 429, 5xx and answers that are no chat completion are retried with exponential
+  backoff (tenacity); any other status (401 bad key, 404 unknown model) raises :class:`SynthError` at once,
+  since retrying cannot fix it.
 * :class:`TransformersBackend` runs ``model.generate`` on the batch (left padding, the tokenizer's chat
-  template when it has one, sampling seeded by the batch's first seed). ``trust_remote_code`` is off
-  unless asked for: it runs code from the model's repository.
+  template when it has one, sampling seeded by the batch's first seed); a row that reached
+  ``max_new_tokens`` without an end-of-sequence token has ``finish_reason == "length"``.
+  ``trust_remote_code`` is off unless asked for: it runs code from the model's repository.
+
+A reply that arrives but cannot be used (null or empty, cut off, a brainstorm that is no task list) is the
+pipeline's to ask again, with a new seed: :mod:`piccolo_lib.synth.pipeline`.
 
 Introduced in notebooks/09_synthetic_data.ipynb.
 """
@@ -25,12 +32,27 @@ import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 RETRY_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 class SynthError(RuntimeError):
     """A problem the user must fix (bad endpoint, key, config or file): one line, no traceback needed."""
+
+
+class TransientError(Exception):
+    """A failed attempt worth retrying (timeout, connection refused, 408/429/5xx, not a chat completion)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One completion: its text (None: the server sent ``content: null``) and why generation stopped."""
+
+    text: str | None
+    finish_reason: str | None = None  # "stop", "length" (cut off at max_tokens), ...; None: not reported
 
 
 def _error_detail(raw: bytes) -> str:
@@ -87,44 +109,58 @@ class HTTPBackend:
         self.sampling = {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens}
         self.last_error: str | None = None
 
-    def _post(self, prompt: str, seed: int) -> str:
+    def _post(self, prompt: str, seed: int) -> Reply:
+        """One attempt: a :class:`Reply`, :class:`TransientError` to retry, or :class:`SynthError` to stop."""
         body = {"model": self.model, "messages": [{"role": "user", "content": prompt}], "seed": seed, **self.sampling}
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         req = urllib.request.Request(self.endpoint, data=json.dumps(body).encode("utf-8"), headers=headers)
-        with urllib.request.urlopen(req, timeout=self.timeout) as resp:
-            payload = json.loads(resp.read().decode("utf-8"))
-        content = payload["choices"][0]["message"]["content"]
-        return content if isinstance(content, str) else ""  # null content (a refusal): counted as malformed
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                payload = json.loads(resp.read().decode("utf-8"))
+            choice = payload["choices"][0]
+            content = choice["message"]["content"]
+        except urllib.error.HTTPError as e:
+            detail = _error_detail(e.read())
+            if e.code not in RETRY_STATUS:
+                raise SynthError(f"{self.endpoint}: HTTP {e.code} {e.reason}: {detail} "
+                                 "(check the URL, the model name and the API key)") from None
+            raise TransientError(f"HTTP {e.code}: {detail}") from None
+        except (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError,
+                ConnectionError) as e:
+            raise TransientError(f"{type(e).__name__}: {getattr(e, 'reason', e)}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
+            raise TransientError(f"not an OpenAI-style chat completion ({type(e).__name__}: {e})") from None
+        return Reply(content if isinstance(content, str) else None, choice.get("finish_reason"))
 
-    def _one(self, prompt: str, seed: int) -> str | None:
-        """One prompt with retries; None when every attempt failed (``last_error`` then says why)."""
-        error = None
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
-            self.limiter.wait()
-            try:
-                return self._post(prompt, seed)
-            except urllib.error.HTTPError as e:
-                detail = _error_detail(e.read())
-                if e.code not in RETRY_STATUS:
-                    raise SynthError(f"{self.endpoint}: HTTP {e.code} {e.reason}: {detail} "
-                                     "(check the URL, the model name and the API key)") from None
-                error = f"HTTP {e.code}: {detail}"
-            except (urllib.error.URLError, http.client.HTTPException, socket.timeout, TimeoutError,
-                    ConnectionError) as e:
-                error = f"{type(e).__name__}: {getattr(e, 'reason', e)}"
-            except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError) as e:
-                error = f"not an OpenAI-style chat completion ({type(e).__name__}: {e})"
-        self.last_error = error  # of the last request that failed every attempt
-        return None
+    def _one(self, prompt: str, seed: int) -> Reply | None:
+        """One prompt with retries; None when every attempt failed (``last_error`` then says why).
 
-    def generate(self, prompts: list[str], seeds: list[int]) -> list[str | None]:
-        """One reply (or None) per prompt, in order; requests run ``concurrency`` at a time."""
+        tenacity runs the attempts for us: at most ``max_retries`` retries (``stop_after_attempt``), waiting
+        ``backoff * 2**r`` before retry ``r`` (``wait_exponential``), only for :class:`TransientError`
+        (``retry_if_exception_type``: a :class:`SynthError` stops at once), each attempt first through the shared
+        rate limiter (``before``: tenacity has no rate limit, and urllib, unlike the openai client, none either).
+        A retry sends the same seed: the request failed, not its sample.
+        """
+        attempts = Retrying(stop=stop_after_attempt(self.max_retries + 1),
+                            wait=wait_exponential(multiplier=self.backoff, exp_base=2),
+                            retry=retry_if_exception_type(TransientError),
+                            before=lambda _: self.limiter.wait(), reraise=True)
+        try:
+            return attempts(self._post, prompt, seed)
+        except TransientError as e:
+            self.last_error = str(e)  # of the last request that failed every attempt
+            return None
+
+    def replies(self, prompts: list[str], seeds: list[int]) -> list[Reply | None]:
+        """One :class:`Reply` (or None) per prompt, in order; requests run ``concurrency`` at a time."""
         with ThreadPoolExecutor(self.concurrency) as pool:
             return list(pool.map(self._one, prompts, seeds))
+
+    def generate(self, prompts: list[str], seeds: list[int]) -> list[str | None]:
+        """The texts of :meth:`replies` (None for a failed request or a null reply)."""
+        return [r.text if r is not None else None for r in self.replies(prompts, seeds)]
 
 
 class TransformersBackend:
@@ -160,7 +196,9 @@ class TransformersBackend:
                                                 add_generation_prompt=True)
         return prompt
 
-    def generate(self, prompts: list[str], seeds: list[int]) -> list[str | None]:
+    def replies(self, prompts: list[str], seeds: list[int]) -> list[Reply]:
+        """One :class:`Reply` per prompt; ``finish_reason`` is ``length`` for a row that used up ``max_new_tokens``
+        without an end-of-sequence token (the reply is cut off), else ``stop``."""
         import torch
 
         chat = bool(getattr(self.tok, "chat_template", None))  # the template already holds the special tokens
@@ -169,4 +207,14 @@ class TransformersBackend:
         torch.manual_seed(seeds[0] if seeds else 0)
         with torch.inference_mode():
             out = self.model.generate(**enc, **self.gen)  # (batch, prompt_len + new)
-        return self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+        new = out[:, enc["input_ids"].shape[1]:]  # (batch, new)
+        eos = self.model.generation_config.eos_token_id
+        eos = torch.tensor([eos] if isinstance(eos, int) else list(eos or []), device=new.device)
+        ended = torch.isin(new, eos).any(dim=1).tolist() if len(eos) else [True] * len(new)
+        texts = self.tok.batch_decode(new, skip_special_tokens=True)
+        return [Reply(t, "stop" if done or new.shape[1] < self.gen["max_new_tokens"] else "length")
+                for t, done in zip(texts, ended)]
+
+    def generate(self, prompts: list[str], seeds: list[int]) -> list[str | None]:
+        """The texts of :meth:`replies`."""
+        return [r.text for r in self.replies(prompts, seeds)]

@@ -3,7 +3,7 @@
     piccolo data synth OUT_DIR [--config synth.yaml] [--backend http|transformers] [--url URL] [--model NAME]
                        [--domains 电商购物,医疗健康] [--tasks-file tasks.txt] [--tasks-per-domain 20]
                        [--examples-per-task 5] [--batch-size 8] [--rate 2] [--limit N] [--filter-model e5-small|none]
-                       [--top-k 3] [--seed 0] ...
+                       [--top-k 3] [--seed 0] [--retry-failed] ...
 
 Precedence: defaults < the YAML config < command-line options. The API key is only ever read from the
 environment variable named by ``api_key_env`` (default ``PICCOLO_SYNTH_API_KEY``). Errors the user can fix
@@ -100,6 +100,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--device", default=None)
     s.add_argument("--trust-remote-code", action="store_true", default=None,
                    help="let a transformers model run its repository's code (off by default)")
+    s.add_argument("--retry-failed", action="store_true", default=None,
+                   help="ask again for replies logged as failures after their retries (empty, cut off, "
+                        "malformed task lists), with new seeds")
 
 
 def format_stats(stats: dict, out_dir: str) -> str:
@@ -107,10 +110,16 @@ def format_stats(stats: dict, out_dir: str) -> str:
     lines = []
     if "brainstorm" in stats:
         b = stats["brainstorm"]
-        lines.append(f"brainstorm: {b['replied']} of {b['domains']} domains replied, {b['malformed']} malformed "
-                     "(delete a domain's line in tasks.jsonl to ask again)")
+        lost = {r: n for r, n in stats.get("brainstorm_failed_replies", {}).items() if n}
+        lines.append(f"brainstorm: {b['replied']} of {b['domains']} domains replied, {b['malformed']} malformed"
+                     + (f" ({', '.join(f'{r} {n}' for r, n in lost.items())} after retries; "
+                        "--retry-failed asks again)" if lost else ""))
+    failed = sum(stats["failed_replies"].values())
     lines += [f"planned {stats['planned']} examples over {stats['tasks']} tasks; generated {stats['generated']}, "
-             f"pending {stats['pending']}"]
+              f"failed {failed}, pending {stats['pending']}"]
+    lines += [f"  failed {r:<27}{n:>7}" for r, n in stats["failed_replies"].items() if n]
+    if failed:
+        lines.append("  (replies unusable after every retry; --retry-failed asks again)")
     lines += [f"  dropped {r:<26}{stats['dropped'][r]:>7}" for r in REASONS]
     lines.append(f"  kept{'':<31}{stats['kept']:>7}  -> {Path(out_dir) / 'retrieval.jsonl'}")
     run = stats["this_run"]

@@ -20,28 +20,18 @@ Introduced in notebooks/09_synthetic_data.ipynb.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import unicodedata
 from typing import Any
 
+from ..text import normalize_text, text_hash  # noqa: F401  (the one text identity; re-exported)
 from .prompts import FIELDS
 
 REASONS = ("malformed_json", "missing_field", "empty_text", "not_chinese", "positive_equals_negative",
            "duplicate", "inconsistent")
 MIN_CJK_SHARE = 0.3  # "iPhone 15 电池续航" has 4 of 12: brand names and numbers are fine, English prose is not
 _FENCE = re.compile(r"```[A-Za-z]*\s*\n?(.*?)```", re.DOTALL)
-
-
-def normalize_text(text: str) -> str:
-    """NFKC, casefolded, whitespace collapsed: "ＡＢＣ  公司" and "abc 公司" normalise alike."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
-
-
-def text_hash(text: str) -> str:
-    """16 hex digits of the normalised text's BLAKE2b: the key of deduplication."""
-    return hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=8).hexdigest()
 
 
 def _is_cjk(ch: str) -> bool:

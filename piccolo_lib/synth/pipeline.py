@@ -6,16 +6,25 @@
 Two steps, E5-mistral style (prompts: :mod:`piccolo_lib.synth_prompts`): brainstorm ``tasks_per_domain``
 retrieval tasks per domain, then ask ``examples_per_task`` JSON triples per task, each with its own
 query kind, length, clarity, passage length and difficulty (drawn with a seed from the example's id).
-Backends: :mod:`piccolo_lib.synth_backends`. Checks: :mod:`piccolo_lib.synth_filters`.
+Backends: :mod:`piccolo_lib.synth.backends`. Checks: :mod:`piccolo_lib.synth.filters`.
 
 Files in ``OUT_DIR``:
 
 ====================  ======================================================================================
-``tasks.jsonl``       append-only log of brainstorm replies, one line per domain: ``id, domain, reply``
-``generations.jsonl`` append-only log of example replies: ``id, domain, task, knobs, reply``
+``tasks.jsonl``       append-only log of brainstorm outcomes, one line per domain: ``id, domain, reply``
+``generations.jsonl`` append-only log of example outcomes: ``id, domain, task, knobs, reply``
 ``retrieval.jsonl``   the result: ``text, text_pos, text_neg: [hard negative], type: retri_contrast``
-``stats.json``        counts: planned, generated, dropped by reason, kept, failed requests of the last run
+``stats.json``        counts: planned, generated, failed replies and dropped by reason, kept, failed requests
+                      of the last run
 ====================  ======================================================================================
+
+Retries, within bounds. A request that fails (timeout, connection, 408/429/5xx) is retried by the backend
+with backoff (tenacity), then left out of the logs, so a re-run asks again. A reply that arrives but cannot
+be used (null or blank, ``finish_reason: length``, a brainstorm reply that is no task list) is asked again
+with a new seed (the same seed would give the same sample), at most ``max_retries`` times; then it is logged
+as a failure with its reason (``{"failure": "cut_off", "attempts": 5}``, :mod:`piccolo_lib.synth.journal`)
+and counted in ``stats.json``, and ``retry_failed`` (``--retry-failed``) asks for those again, with further
+seeds, instead of someone editing a log by hand.
 
 Resumable: every request has a deterministic id (prompt version, seed, domain, task, example number);
 a run first reads the logs and asks only for ids not in them, and writes each reply as one line, flushed
@@ -39,9 +48,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .backends import HTTPBackend, SynthError, TransformersBackend
+from .backends import HTTPBackend, Reply, SynthError, TransformersBackend
 from .filters import MIN_CJK_SHARE, REASONS, check_triple, consistency_ranks, dedup, load_encoder, parse_tasks
+from .journal import FAILURES, Journal, read_journal  # noqa: F401  (read_journal re-exported)
 from .prompts import BRAINSTORM_PROMPT, DEFAULT_DOMAINS, EXAMPLE_PROMPT, KNOBS, PROMPT_VERSION
+from ..io import atomic_write, jsonl_text
 
 GIVEN_DOMAIN = "given"  # the domain of tasks passed in directly (no brainstorm step)
 
@@ -62,7 +73,7 @@ class SynthConfig:
     seed: int = 0
     batch_size: int = 8  # parallel HTTP requests, or prompts per generate() call
     rate: float | None = None  # requests per second (hosted APIs have quotas); None: no limit
-    max_retries: int = 4
+    max_retries: int = 4  # per request: retries of a failed request, and of an unusable reply (new seeds)
     backoff: float = 1.0  # seconds before the first retry, doubled each retry
     timeout: float = 120.0  # seconds per HTTP request
     max_consecutive_failures: int = 20  # stop (resumably) when the endpoint seems down
@@ -75,6 +86,7 @@ class SynthConfig:
     filter_model: str | None = "e5-small"  # round-trip consistency model; None: no filter
     top_k: int = 3  # keep a triple when its positive ranks in the top k for its query
     limit: int | None = None  # at most this many new requests in this run (a budget; re-run to continue)
+    retry_failed: bool = False  # ask again for replies logged as failures (empty, cut off, malformed tasks)
     progress: bool = True
 
 
@@ -82,55 +94,25 @@ def _id(*parts: object) -> str:
     return hashlib.blake2b("|".join(map(str, parts)).encode("utf-8"), digest_size=8).hexdigest()
 
 
-def request_seed(ident: str) -> int:
-    """The ``seed`` sent with a request: 32 bits of its id (vLLM and llama.cpp honour it)."""
-    return int(ident[:8], 16)
+def request_seed(ident: str, attempt: int = 0) -> int:
+    """The ``seed`` sent with a request: 32 bits of its id (vLLM and llama.cpp honour it); attempt ``k`` > 0 at an
+    unusable reply gets 32 bits of another hash, so it draws a new sample, the same on every machine."""
+    return int((ident if attempt == 0 else _id(ident, "attempt", attempt))[:8], 16)
 
 
-def read_journal(path: Path) -> list[dict]:
-    """Records of an append-only JSONL log. An unterminated last line (a run killed mid-write) is cut off
-    the file; a bad complete line raises :class:`SynthError` naming file and row."""
-    if not path.exists():
-        return []
-    raw = path.read_bytes()
-    complete = raw[: raw.rfind(b"\n") + 1]
-    if len(complete) < len(raw):
-        with path.open("r+b") as f:
-            f.truncate(len(complete))
-    records = []
-    for row, line in enumerate(complete.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise SynthError(f"{path}: row {row}: not valid JSON ({e}); the log is damaged: fix or delete that line") from None
-        if not isinstance(rec, dict) or not isinstance(rec.get("id"), str) or not isinstance(rec.get("reply"), str):
-            raise SynthError(f"{path}: row {row}: field 'id'/'reply': expected a record written by piccolo data synth")
-        records.append(rec)
-    return records
+def unusable(reply: Reply, brainstorm: bool, min_cjk_share: float = MIN_CJK_SHARE) -> str | None:
+    """Why a reply that arrived cannot be used (one of :data:`FAILURES`), or None.
 
-
-class Journal:
-    """An append-only JSONL log: ``append`` writes one whole line, flushed and fsynced, and skips known ids."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.records = read_journal(path)
-        self.ids = {r["id"] for r in self.records}
-        self._file = path.open("ab")
-
-    def append(self, record: dict) -> None:
-        if record["id"] in self.ids:
-            return
-        self._file.write((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self.ids.add(record["id"])
-        self.records.append(record)
-
-    def close(self) -> None:
-        self._file.close()
+    A triple that is malformed is not asked again (it is counted as dropped, one place per reply); a brainstorm
+    reply that is no task list would lose its whole domain, so it is.
+    """
+    if reply.text is None or not reply.text.strip():
+        return "empty_reply"
+    if reply.finish_reason == "length":
+        return "cut_off"
+    if brainstorm and parse_tasks(reply.text, min_cjk_share) is None:
+        return "malformed_tasks"
+    return None
 
 
 def brainstorm_specs(cfg: SynthConfig) -> list[dict]:
@@ -164,24 +146,52 @@ def plan_examples(tasks: list[tuple[str, str]], cfg: SynthConfig) -> list[dict]:
     return specs
 
 
+def _replies(backend: Any, prompts: list[str], seeds: list[int]) -> list[Reply | None]:
+    """``backend.replies``, or a backend of one's own that only has ``generate`` (texts, no finish reason)."""
+    if hasattr(backend, "replies"):
+        return backend.replies(prompts, seeds)
+    return [None if t is None else Reply(t) for t in backend.generate(prompts, seeds)]
+
+
 def _request_all(cfg: SynthConfig, backend: Callable[[], Any], specs: list[dict], journal: Journal,
                  desc: str, budget: int | None) -> tuple[int, int]:
-    """Ask for every spec not in ``journal``, in batches; log each reply. Returns (requests sent, failed)."""
+    """Ask for every spec without an outcome in ``journal`` (with ``retry_failed``, failed ones too), in batches;
+    log each outcome. Returns (requests sent, failed requests).
+
+    An unusable reply is asked again with the next seed, the batch's unusable ones together, at most
+    ``max_retries`` rounds; no wait between rounds, since the server answered. (A plain loop over rounds: the
+    transport retries, which need backoff, are tenacity's, inside the HTTP backend.)
+    """
     from tqdm.auto import tqdm
 
-    pending = [s for s in specs if s["id"] not in journal.ids][:budget]
+    brainstorm = desc == "brainstorm"
+    done = journal.ids - ({r["id"] for r in journal.failures} if cfg.retry_failed else set())
+    pending = [s for s in specs if s["id"] not in done][:budget]
     failed = streak = 0
     with tqdm(total=len(pending), desc=desc, disable=not cfg.progress or not pending) as bar:
         for start in range(0, len(pending), cfg.batch_size):
-            batch = pending[start: start + cfg.batch_size]
-            replies = backend().generate([s["prompt"] for s in batch], [request_seed(s["id"]) for s in batch])
-            for spec, reply in zip(batch, replies):
-                if reply is None:
-                    failed, streak = failed + 1, streak + 1
-                    continue
-                journal.append({**{k: v for k, v in spec.items() if k != "prompt"}, "reply": reply})
-                streak = 0
-            bar.update(len(batch))
+            todo = [(s, journal.attempts(s["id"])) for s in pending[start: start + cfg.batch_size]]
+            for round_ in range(cfg.max_retries + 1):
+                replies = _replies(backend(), [s["prompt"] for s, _ in todo],
+                                   [request_seed(s["id"], k) for s, k in todo])
+                again = []
+                for (spec, attempt), reply in zip(todo, replies):
+                    if reply is None:  # failed every transport retry: not logged, a re-run asks again
+                        failed, streak = failed + 1, streak + 1
+                        continue
+                    streak = 0
+                    record = {k: v for k, v in spec.items() if k != "prompt"}
+                    reason = unusable(reply, brainstorm, cfg.min_cjk_share)
+                    if reason is None:
+                        journal.append({**record, "reply": reply.text})
+                    elif round_ == cfg.max_retries:
+                        journal.append({**record, "failure": reason, "attempts": attempt + 1})
+                    else:
+                        again.append((spec, attempt + 1))
+                todo = again
+                if not todo:
+                    break
+            bar.update(min(cfg.batch_size, len(pending) - start))
             if streak >= cfg.max_consecutive_failures:
                 raise SynthError(f"{streak} requests in a row failed (last: {getattr(backend(), 'last_error', '?')}); "
                                  "replies so far are saved: re-run the same command to continue")
@@ -238,20 +248,32 @@ def run_synth(cfg: SynthConfig, backend: Any = None, encoder: Any = None) -> dic
                                               None if budget is None else max(0, budget - sent))
     finally:
         generations.close()
-    stats = finalize(cfg, specs, generations.records, encoder)
-    if not cfg.tasks:
-        replies = [r["reply"] for r in brainstorm.records]
-        stats["brainstorm"] = {"domains": len(cfg.domains), "replied": len(replies),
-                               "malformed": sum(parse_tasks(r, cfg.min_cjk_share) is None for r in replies)}
+    stats = finalize(cfg, specs, generations.records, encoder, failures=generations.failures)
+    if not cfg.tasks:  # replied: domains with an outcome; malformed: of those, no task list (failures included)
+        replies, lost = [r["reply"] for r in brainstorm.records], brainstorm.failures
+        stats["brainstorm"] = {"domains": len(cfg.domains), "replied": len(replies) + len(lost),
+                               "malformed": sum(parse_tasks(r, cfg.min_cjk_share) is None for r in replies) + len(lost)}
+        stats["brainstorm_failed_replies"] = _by_reason(lost)
     stats["this_run"] = {"requests": sent + more_sent, "failed": failed + more_failed}
     if failed + more_failed:
         stats["this_run"]["last_error"] = getattr(made[0], "last_error", None)
-    _write_atomic(out / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
+    atomic_write(out / "stats.json", json.dumps(stats, ensure_ascii=False, indent=2) + "\n")
     return stats
 
 
-def finalize(cfg: SynthConfig, specs: list[dict], records: list[dict], encoder: Any = None) -> dict:
-    """Check every logged reply (in plan order), deduplicate, filter by consistency, write ``retrieval.jsonl``."""
+def _by_reason(failures: list[dict]) -> dict[str, int]:
+    """Failure records counted by reason, every reason of :data:`FAILURES` present."""
+    counts = Counter(f["failure"] for f in failures)
+    return {r: counts[r] for r in FAILURES}
+
+
+def finalize(cfg: SynthConfig, specs: list[dict], records: list[dict], encoder: Any = None,
+             failures: list[dict] = ()) -> dict:
+    """Check every logged reply (in plan order), deduplicate, filter by consistency, write ``retrieval.jsonl``.
+
+    ``failures``: the examples logged as failures (not pending: they are counted in ``failed_replies``), so
+    ``planned == generated + sum(failed_replies) + pending``.
+    """
     order = {s["id"]: i for i, s in enumerate(specs)}
     records = sorted(records, key=lambda r: order.get(r["id"], len(order)))  # stable: unplanned ids last
     dropped = Counter({r: 0 for r in REASONS})
@@ -271,14 +293,11 @@ def finalize(cfg: SynthConfig, specs: list[dict], records: list[dict], encoder: 
         triples = [t for t, r in zip(triples, ranks) if r < cfg.top_k]
     rows = [{"text": t["query"], "text_pos": t["positive"], "text_neg": [t["hard_negative"]], "type": "retri_contrast"}
             for t in triples]
-    _write_atomic(Path(cfg.out_dir) / "retrieval.jsonl", "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    done = sum(r["id"] in order for r in records)
-    return {"planned": len(specs), "generated": len(records), "pending": len(specs) - done,
+    atomic_write(Path(cfg.out_dir) / "retrieval.jsonl", jsonl_text(rows))
+    planned_failures = [f for f in failures if f["id"] in order]
+    done = sum(r["id"] in order for r in records) + len(planned_failures)
+    return {"planned": len(specs), "generated": len(records), "failed_replies": _by_reason(planned_failures),
+            "pending": len(specs) - done,
             "dropped": dict(dropped), "kept": len(rows), "tasks": len({(s["domain"], s["task"]) for s in specs}),
             "filter": {"model": cfg.filter_model, "top_k": cfg.top_k} if cfg.filter_model else None}
 
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

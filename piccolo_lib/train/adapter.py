@@ -87,7 +87,11 @@ class PiccoloLoss(CachedLossMixin, torch.nn.Module):
 
     def encode(self, feature: dict[str, Any], labels: dict[str, Any]) -> Tensor:
         """(U, D) embeddings of the batch's distinct texts: one call (plain) or length-sorted chunks (packed)."""
-        lengths = labels.get("lengths") or feature["attention_mask"].sum(1).tolist()
+        lengths = labels.get("lengths")
+        if lengths is None and isinstance(feature.get("attention_mask"), torch.Tensor):
+            lengths = feature["attention_mask"].sum(1).tolist()
+        if lengths is None:  # no token lengths (an encoder of other inputs): one call
+            return self.model(feature)["sentence_embedding"]
         return encode_sorted(lambda f: self.model(f)["sentence_embedding"], feature, lengths,
                              padding=labels.get("padding", "right"), packed=self.packed)
 

@@ -17,14 +17,15 @@ import functools
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 from .checkpoints import (EXIT_SIGTERM, AtomicCheckpoints, TrainingInterrupted, last_checkpoint,
                           remove_incomplete, sigterm_callback, stop_on_sigterm)
 from .config import REPO_ROOT, TrainConfig, auto_precision, load_config, resolve_path  # noqa: F401 (re-exported: the old home)
+from .metrics import make_callback, truncate_metrics  # noqa: F401 (make_callback re-exported: the old home)
 from ..data import as_retrieval, load_train_sets, summary
 from ..errors import ConfigError
+from ..io import atomic_path
 from ..model.card import model_card_section
 
 
@@ -46,60 +47,6 @@ def _loggers(report_to: str, out: Path) -> tuple[str, list]:
     tb = TensorBoardCallback()
     tb.logging_dir = str(out / "tensorboard")  # the writer is created on rank 0 at train begin
     return "none", [tb]
-
-
-def _mean_over_ranks(total: float, count: int, device) -> float:
-    """Mean loss of a step over every rank's micro-batches (rank 0's own losses cover 1/N of the step).
-
-    A collective: under DDP every rank must call it at every step.
-    """
-    import torch
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-        t = torch.tensor([total, count], dtype=torch.float64, device=device)
-        dist.all_reduce(t)
-        total, count = t.tolist()
-    return total / count if count else float("nan")
-
-
-def make_callback(tracker: list, metrics_path: Path, rows_per_step: int, extras: dict | None = None):
-    """A TrainerCallback writing one JSON line per optimizer step (rank 0 only).
-
-    ``extras``: filled by other callbacks during the step (e.g. ``negatives_refreshed``), merged into the line.
-    """
-    from transformers import TrainerCallback
-
-    class MetricsLogger(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.t0 = time.perf_counter()
-
-        def on_step_end(self, args, state, control, **kwargs):
-            entries, tracker[:] = list(tracker), []
-            loss = _mean_over_ranks(sum(e[2] for e in entries), len(entries), args.device)  # every rank calls it
-            extra = dict(extras or {})
-            if extras:
-                extras.clear()
-            if not state.is_world_process_zero or not entries:
-                return
-            sched = kwargs.get("lr_scheduler")
-            dt = time.perf_counter() - self.t0
-            line = {
-                "step": state.global_step, "epoch": round(state.epoch or 0.0, 4),
-                "dataset": entries[0][0], "task": entries[0][1],
-                "loss": loss,
-                "lr": sched.get_last_lr()[0] if sched is not None else None,
-                "samples_per_second": round(rows_per_step / dt, 2) if dt > 0 else None,
-                **extra,
-            }
-            if args.device.type == "cuda":  # peak memory of this process since the run started
-                import torch
-
-                line["gpu_mem_peak_mb"] = round(torch.cuda.max_memory_allocated(args.device) / 2**20, 1)
-            with metrics_path.open("a", encoding="utf-8") as f:
-                f.write(json.dumps(line, ensure_ascii=False) + "\n")
-
-    return MetricsLogger()
 
 
 def warn_small_datasets(sets: list, cfg: TrainConfig, world_size: int) -> list[str]:
@@ -331,8 +278,7 @@ def train(cfg: TrainConfig) -> Path:
         if last is not None and refresh is not None:
             refresh.overrides.load(last)  # the negatives of the refreshes before the checkpoint
         if last is not None and rank0 and metrics_path.exists():  # steps after the checkpoint are redone
-            kept = [x for x in metrics_path.read_text(encoding="utf-8").splitlines() if json.loads(x)["step"] <= step]
-            metrics_path.write_text("".join(x + "\n" for x in kept), encoding="utf-8")
+            truncate_metrics(metrics_path, step)  # atomic; a torn last line is dropped with a warning
         # the path, not True: transformers' own pick is the highest-numbered folder, complete or not
         trainer.train(resume_from_checkpoint=str(last) if last else None)
     if on_sigterm.stopped_at is not None:
@@ -348,14 +294,16 @@ def train(cfg: TrainConfig) -> Path:
         model.model_card_data.tags = ["piccolo2", "sentence-transformers", "matryoshka"]
         if cfg.lora_r:
             merge_lora(model)  # fold the adapters in: the folder is a plain model, loadable without peft
-        model.save(str(final), safe_serialization=True)
         info = {
             "config": dataclasses.asdict(cfg), "mrl_dims": dims,
             "losses": {t: {"temperature": loss.temperature, "weight": loss.weight}
                        for t, loss in {l.task_type: l for l in losses.values()}.items()},
             "data": [{"name": s.name, "type": s.task_type, "rows": len(s.dataset), "repeat": s.repeat} for s in sets],
         }
-        (final / "piccolo_training.json").write_text(json.dumps(info, ensure_ascii=False, indent=2), encoding="utf-8")
-        with (final / "README.md").open("a", encoding="utf-8") as f:
-            f.write("\n" + model_card_section(info))
+        with atomic_path(final) as staged:  # the final folder is complete (model, training info, card) or absent
+            model.save(str(staged), safe_serialization=True)
+            (staged / "piccolo_training.json").write_text(json.dumps(info, ensure_ascii=False, indent=2),
+                                                          encoding="utf-8")
+            with (staged / "README.md").open("a", encoding="utf-8") as f:
+                f.write("\n" + model_card_section(info))
     return final

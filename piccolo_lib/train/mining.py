@@ -24,7 +24,6 @@ when ``neg_num > 0``) and counts in ``queries_short``.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,9 +32,10 @@ from typing import Any
 import torch
 from sentence_transformers import SentenceTransformer
 
-from ..data import read_jsonl
+from ..data import DataError, read_jsonl
 from ..data.negatives import WindowCounts, rank_topk, window_candidates
 from ..errors import ConfigError
+from ..io import atomic_write, jsonl_text
 from ..model import build_model, is_sentence_transformers_folder
 from ..model.backbones import resolve_backbone
 from ..tasks import canonical_type
@@ -109,9 +109,9 @@ def mine_hard_negatives(model: Any, rows: list[dict], *, corpus: list[str] | Non
                          f"{range_max}, {num_negatives}")
     for i, row in enumerate(rows):
         if "type" in row and canonical_type(str(row["type"])) != "retri_contrast":
-            raise ConfigError(f"row {i + 1}: type {row['type']!r}; mining needs retri_contrast records")
+            raise DataError(f"row {i + 1}: type {row['type']!r}; mining needs retri_contrast records")
         if not isinstance(row.get("text"), str) or not all(isinstance(p, str) for p in _positives(row)):
-            raise ConfigError(f"row {i + 1}: needs a string 'text' and 'text_pos' (a string or list of strings)")
+            raise DataError(f"row {i + 1}: needs a string 'text' and 'text_pos' (a string or list of strings)")
     if not rows:
         return [], MiningStats()
     source = corpus if corpus is not None else [t for r in rows for t in _positives(r) + list(r.get("text_neg") or [])]
@@ -172,8 +172,6 @@ def mine_file(model_name_or_path: str, in_path: str | Path, out_path: str | Path
     else:  # a bare transformer: pooling auto (last token only for decoder LLMs), as build_model does
         model = build_model(source, projection_dim=0)
     rows, stats = mine_hard_negatives(model, read_jsonl(Path(in_path)), **kwargs)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    # whole or not at all: a run killed while writing leaves the old file (or none), never a cut-off JSONL
+    atomic_write(out_path, jsonl_text(rows))
     return stats
