@@ -208,12 +208,19 @@ def test_frozen_word_embeddings_do_not_move_in_training(tmp_path):
 
 
 def test_auto_precision_follows_the_hardware(monkeypatch):
-    from piccolo_lib import config
+    import torch
+
+    from piccolo_lib.train import config
 
     monkeypatch.setattr(config, "cpu_flags", lambda: {"avx2", "amx_bf16", "amx_tile"})
     assert config.auto_precision("cpu") == "bf16"
     monkeypatch.setattr(config, "cpu_flags", lambda: {"avx2", "avx512f"})  # bf16 only emulated: slower than fp32
     assert config.auto_precision("cpu") == "fp32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)  # a T4: fp16 with loss scaling
+    assert config.auto_precision("cuda") == "fp16"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)  # an A100
+    assert config.auto_precision("cuda") == "bf16"
     assert load_config(None, ["precision=auto"]).precision == "auto"
     with pytest.raises(ValueError, match="precision"):
         load_config(None, ["precision=bf32"])

@@ -275,15 +275,19 @@ def cpu_flags() -> set[str]:
 
 
 def auto_precision(device: str) -> str:
-    """What ``precision: auto`` means on ``device`` (``cpu`` | ``cuda``): ``bf16`` or ``fp32``.
+    """What ``precision: auto`` means on ``device`` (``cpu`` | ``cuda``): ``bf16``, ``fp16`` or ``fp32``.
 
     bf16 autocast pays only where bf16 matrix multiplies run in hardware: on a CUDA GPU that reports bf16
-    support, or on a CPU with AMX (``amx_bf16``) or AVX512-BF16. Elsewhere autocast emulates bf16 and is
-    slower than fp32. The weights (and AdamW states) stay in ``dtype`` (float32 by default): fp32 master
-    weights. Measured in benchmarks/RESULTS.md, section 12, "Speed levers on e5-small".
+    support (Ampere and later), or on a CPU with AMX (``amx_bf16``) or AVX512-BF16. A CUDA GPU without bf16
+    (a T4 or V100, Colab's free GPU) gets fp16 autocast with the Trainer's dynamic loss scaling: its tensor cores
+    run fp16, and the scaler keeps small gradients from underflowing. A CPU without bf16 units stays in fp32
+    (autocast would emulate bf16, slower than fp32). The weights (and AdamW states) stay in ``dtype`` (float32
+    by default): fp32 master weights. Measured in benchmarks/RESULTS.md, section 12, "Speed levers on e5-small".
     """
     import torch
 
     if device == "cuda":
-        return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
+        if not torch.cuda.is_available():
+            return "fp32"
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
     return "bf16" if cpu_flags() & {"amx_bf16", "avx512_bf16"} else "fp32"
