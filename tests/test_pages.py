@@ -18,7 +18,28 @@ def test_published_pages_show_outputs_and_no_scratch_paths():
         page = json.loads((pages.PAGES / entry["notebook"]).read_text(encoding="utf-8"))
         code = [c for c in page["cells"] if c["cell_type"] == "code"]
         assert sum(bool(c.get("outputs")) for c in code) >= len(code) // 3, f"{entry['notebook']}: page has few outputs"
-        assert "/tmp/piccolo-pages-" not in json.dumps(page), f"{entry['notebook']}: scratch path left in the page"
+        text = json.dumps(page, ensure_ascii=False)
+        assert "/tmp/piccolo-pages-" not in text, f"{entry['notebook']}: scratch path left in the page"
+
+
+def test_published_pages_are_readable():
+    """No absolute path of the machine that ran them, no widget (a frozen progress bar on GitHub), no library
+    warning repeated, and every legend the plots helper placed outside the axes."""
+    import re
+
+    for page_path in sorted(pages.PAGES.glob("[0-9][0-9]_*.ipynb")):
+        page = json.loads(page_path.read_text(encoding="utf-8"))
+        text = json.dumps(page, ensure_ascii=False)
+        leaks = sorted(set(re.findall(r"(?:/work|/root|/home/\w+|/tmp)/[\w./-]+", text)))
+        assert not leaks, f"{page_path.name}: absolute paths {leaks[:5]}"
+        outputs = [o for c in page["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])]
+        assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs), \
+            f"{page_path.name}: a widget (a progress bar?) was saved"
+        stderr = "".join("".join(o.get("text", "")) for o in outputs if o.get("name") == "stderr")
+        warnings = re.findall(r"(?m)^.*(?:Warning|WARNING|\[transformers\]).*$", stderr)
+        repeated = {w for w in warnings if warnings.count(w) > 1}
+        assert not repeated, f"{page_path.name}: repeated warnings {sorted(repeated)[:3]}"
+        assert "The tokenizer has new PAD/BOS/EOS tokens" not in text, page_path.name
 
 
 def _notebook(path: Path, markdown: str) -> Path:

@@ -32,6 +32,15 @@ from ..paths import REPO_ROOT
 PAGES = REPO_ROOT / "docs" / "course"
 MANIFEST = "MANIFEST.json"
 SCRATCH = "<scratch>"  # replaces the temporary run folder in the published pages (it differs every run)
+# the machine's own paths, as a page shows them instead (longest first: the venv is inside the repository)
+def _machine_paths() -> list[tuple[str, str]]:
+    import sys
+
+    from ..paths import cache_root
+
+    pairs = [(sys.prefix, "<venv>"), (str(cache_root()), "<cache>"), (str(REPO_ROOT), "<repo>"),
+             (str(Path.home()), "~")]
+    return sorted(((a, b) for a, b in pairs if len(a) > 1), key=lambda ab: -len(ab[0]))
 
 
 def source_hash(path: Path) -> str:
@@ -51,7 +60,10 @@ def _tidy(executed: Path, scratch: Path, target: Path) -> None:
     for key in ("start_time", "end_time", "duration", "input_path", "output_path"):
         nb.get("metadata", {}).get("papermill", {}).pop(key, None)
     text = json.dumps(nb, ensure_ascii=False, indent=1) + "\n"
-    target.write_text(text.replace(str(scratch), SCRATCH), encoding="utf-8")
+    text = text.replace(str(scratch), SCRATCH)
+    for path, name in _machine_paths():  # no absolute path of the machine that ran it
+        text = text.replace(path, name)
+    target.write_text(text, encoding="utf-8")
 
 
 def _machine() -> dict:

@@ -15,6 +15,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 
+def legend_outside(ax, **kwargs):
+    """The legend to the right of the axes, where it cannot cover a bar or a line (``kwargs``: fontsize, ncol...)."""
+    kwargs.setdefault("fontsize", 8)
+    return ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False, **kwargs)
+
+
 def _axes(ax=None, figsize=(6, 3)):
     return ax if ax is not None else plt.subplots(figsize=figsize)[1]
 
@@ -66,7 +72,7 @@ def show_softmax(cosines, taus: Sequence[float], col_labels: Sequence[str], *, a
         ax.plot(p / p.sum(), "o-", ms=3, label=f"tau={t:g}")
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=90, fontsize=7)
     ax.set(title="softmax of row q0 over its candidates", ylabel="probability", ylim=(-0.02, 1.02))
-    ax.legend(fontsize=8)
+    legend_outside(ax, fontsize=8)
     return ax
 
 
@@ -88,9 +94,9 @@ def show_histories(results: Mapping[tuple[str, str], Mapping[str, list]], *, axe
                      label=f"{s[:1]} / {l}")
     for ax, l in zip(axes[:2], losses):
         ax.set(title=f"{l} loss", xlabel="step")
-        ax.legend(fontsize=8)
+        legend_outside(ax, fontsize=8)
     axes[2].set(title="held-out Spearman(cos, gold grade)", xlabel="step")
-    axes[2].legend(fontsize=8)
+    legend_outside(axes[2], fontsize=8)
     return axes
 
 
@@ -102,7 +108,7 @@ def show_gradient_profile(grads: Mapping[str, object], boundaries: Sequence[int]
     for d in boundaries:
         ax.axvline(d - 0.5, color="grey", lw=0.6, ls=":")
     ax.set(xlabel="query coordinate j (dotted: MRL prefix boundaries)", ylabel="mean |dL/dq_j|")
-    ax.legend()
+    legend_outside(ax)
     return ax
 
 
@@ -121,7 +127,7 @@ def show_task_losses(logs: Mapping[str, Sequence[Mapping]], tasks=("retri_contra
                 ax.plot(*zip(*pts), ".-" if k == 0 else ".--", label=name, alpha=0.8)
             ax.set(title=task, xlabel="step")
     axes[0].set_ylabel("training loss")
-    axes[0].legend()
+    legend_outside(axes[0])
     return axes
 
 
@@ -155,8 +161,8 @@ def show_scores_per_dim(scores: Mapping[str, Mapping[int, float]], report: Mappi
     axes[1].set(xlabel="prefix dim d", ylabel="C-MTEB average (%)", xticks=rd, ylim=(lo - 0.5, hi + 0.35),
                 title="Piccolo2 report: 1792-wide model with MRL")
     axes[2].set(xlabel="d / full width", ylabel="% of the full-width score", title="share of the full-width score kept")
-    axes[0].legend()
-    axes[2].legend(fontsize=8)
+    legend_outside(axes[0])
+    legend_outside(axes[2], fontsize=8)
     axes[1].tick_params(axis="x", labelrotation=45)
     return axes
 
@@ -179,7 +185,7 @@ def show_grouped_bars(values: Mapping[str, Sequence[float]], labels: Sequence[st
             ax.bar_label(bars, fmt=fmt, fontsize=7)
     ax.set_xticks(x, labels, fontsize=8, rotation=15 if max(map(len, labels)) > 8 else 0)
     ax.set(title=title, ylabel=ylabel)
-    ax.legend(fontsize=8)
+    legend_outside(ax, fontsize=8)
     return ax
 
 
@@ -197,7 +203,7 @@ def show_dim_curves(per_dim: Mapping[int, Mapping], categories: Sequence[str], *
     if baseline is not None:
         ax.axhline(baseline, color="grey", ls="--", lw=1, label=baseline_label)
     ax.set(xlabel="embedding dim (prefix)", xticks=ds, title="fine-tuned model per Matryoshka dim")
-    ax.legend(fontsize=7, ncol=2)
+    legend_outside(ax, fontsize=7, ncol=2)
     return ax
 
 
@@ -233,7 +239,7 @@ def show_threshold_accuracy(scores, labels, *, ax=None, figsize=(5, 3.2)):
                 textcoords="offset points", fontsize=8)
     ax.set(xlabel="threshold t on the cosine", ylabel="accuracy", ylim=(0, 1.05),
            title="accuracy of 'cos > t' (one threshold)")
-    ax.legend(fontsize=7, loc="lower left", bbox_to_anchor=(0, 0.1))
+    legend_outside(ax, fontsize=7)
     return ax
 
 
@@ -247,7 +253,7 @@ def show_precision_recall(scores, labels, *, ax=None, figsize=(5, 3.2)):
     ax.plot(recall[y == 1], precision[y == 1], "o", ms=4, color="tab:purple", label="precision at each positive")
     ax.axhline(y.mean(), color="grey", ls="--", lw=1, label=f"share of positives {y.mean():.2f} (random ranking)")
     ax.set(xlabel="recall", ylabel="precision", ylim=(0, 1.05), title=f"precision-recall: AP = {ap:.3f}")
-    ax.legend(fontsize=7, loc="lower left")
+    legend_outside(ax, fontsize=7)
     return ax
 
 
@@ -270,7 +276,7 @@ def show_projection(points, colourings: Mapping[str, Sequence], *, axes=None, fi
             on = groups == g
             ax.scatter(p[on, 0], p[on, 1], s=22, color=plt.cm.tab10(k % 10), label=g, alpha=0.85)
         ax.set(title=title, xlabel="principal axis 1", ylabel="principal axis 2")
-        ax.legend(fontsize=7, loc="best", ncol=2)
+        legend_outside(ax, fontsize=7, ncol=2)
     return axes
 
 
@@ -300,5 +306,5 @@ def show_rank_discounts(max_rank: int = 10, *, mark: int | None = None, ax=None,
     if mark is not None:
         ax.axvline(mark, color="grey", ls=":", lw=1)
     ax.set(xlabel="rank r of the relevant document", ylabel="score of the query", xticks=r, ylim=(0, 1.05))
-    ax.legend(fontsize=7)
+    legend_outside(ax, fontsize=7)
     return ax
