@@ -10,8 +10,8 @@ the local benchmark adds at evaluation time are not in these files. Each query w
 (the negatives' rate is averaged per query first), so a family with 39 siblings does not outweigh a topic
 with 3.
 
-The rate test alone would not have caught the old template: "相关问题：" ended 91% of the positives and 82%
-of the group's negatives, a 9-point gap, because it sat on nearly every passage. What made it learnable was
+The rate test alone would not have caught the old template: "相关问题：" ended 82% of the eval queries'
+relevant passages and 91% of the other passages, a 9-point gap, because it sat on nearly every passage. What made it learnable was
 its content, the query's own words after it in a distractor (156 of 600 eval queries). So a second test
 checks that no query appears word for word in a passage that does not answer it, and the third that the
 string is gone.

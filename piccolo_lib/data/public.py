@@ -218,7 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-REVIEW_TRAIN_ROWS = 150  # rows per class the quickstart trains on (configs/quickstart.yaml's mix; README)
+# Rows per class the quickstart adds to its mix. Sampled by size, 1,200 rows give the reviews about a third of the
+# quickstart's 40 batches; 150 per class (about 6 batches) moved the real task by less than a point at seed 42.
+REVIEW_TRAIN_ROWS = 600
 
 if __name__ == "__main__":
     raise SystemExit(main())
