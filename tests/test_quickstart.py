@@ -105,3 +105,14 @@ def test_trim_rankings_keeps_the_top_k_of_retrieval_predictions_only(tmp_path):
     kept = json.loads((tmp_path / "R_predictions.json").read_text())["default"]["test"]["q1"]
     assert list(kept) == ["d19", "d18", "d17"]
     assert json.loads((tmp_path / "C_predictions.json").read_text()) == labels
+
+
+def test_bad_quickstart_and_eval_options_are_one_line_errors(capsys):
+    from piccolo_lib import cli
+
+    assert cli.main(["quickstart", "--mode", "quick", "--backbone", "offline-bert", "distractors=lots"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["piccolo quickstart: distractors='lots': expected a non-negative integer"]
+    assert cli.main(["eval", "offline-bert", "--mode", "quick", "--distractors", "-3", "--output", "/nonexistent/x"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["piccolo eval: distractors must be >= 0, got -3"]

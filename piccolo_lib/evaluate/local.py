@@ -265,16 +265,12 @@ def local_tasks(data_dir: str | Path, train_dir: str | Path | None = None, distr
     return tasks
 
 
-def subscores(result_scores: dict) -> dict[str, float]:
-    """``{kind: score in percent}`` of one retrieval/reranking result entry (mteb's ``scores[split][0]``),
-    e.g. ``{"nearmiss": 71.2, "plain": 90.4}``; empty for a task without kinds."""
-    main = result_scores.get("main_score")
-    metric = next((k for k in ("ndcg_at_10", "map_at_1000") if result_scores.get(k) == main), None)
-    if metric is None:
-        return {}
-    return {k[: -len(metric) - 1]: round(100 * v, 4) for k, v in result_scores.items()
-            if k.endswith("_" + metric) and not k.startswith(("nAUC", "naucs")) and k != metric
-            and f"{k[: -len(metric) - 1]}_queries" in result_scores}
+def subscores(result_scores: dict, metric: str) -> dict[str, float]:
+    """``{kind: score in percent}`` of one retrieval/reranking result entry (mteb's ``scores[split][i]``) whose
+    main metric is ``metric``, e.g. ``{"nearmiss": 71.2, "plain": 90.4}``; empty for a task without kinds."""
+    kinds = [k[: -len("_queries")] for k in result_scores if k.endswith("_queries")]
+    return {kind: round(100 * result_scores[f"{kind}_{metric}"], 4) for kind in sorted(kinds)
+            if f"{kind}_{metric}" in result_scores}
 
 
 def local_main_scores() -> dict[str, str]:

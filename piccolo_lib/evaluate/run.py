@@ -298,7 +298,7 @@ def evaluate_model(model: Any, tasks: list, output_dir: str | Path, *, model_nam
                  "prompts": _prompts_used(wrapper, task)}
         if task.hf_subsets != ["default"]:
             score["subset"] = "+".join(task.hf_subsets)
-        if len(entries) == 1 and (kinds := subscores(entries[0])):
+        if len(entries) == 1 and (kinds := subscores(entries[0], task.metadata.main_score)):
             score["kinds"] = kinds
         target = extras if task.metadata.type not in CATEGORIES else real if is_real(task) else task_scores
         target[task.metadata.name] = score
