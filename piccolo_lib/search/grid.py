@@ -118,3 +118,34 @@ def format_grid(rows: list[dict], name: str = "") -> str:
         f"{r['ndcg10']:.2f} | {r['recall1']:.2f} | {r['kept']:.1f}% | {r['build_s']:.3f} | {r['p50_ms']:.2f} | "
         f"{r['p99_ms']:.2f} |\n" for r in rows)
     return head + body
+
+
+def plot_tradeoff(grids: dict[str, list[dict]], *, metric: str = "ndcg10", ax=None, title: str = ""):
+    """Quality against bytes per vector (log scale), one line per precision, one line style per model.
+
+    ``grids``: model name -> :func:`measure_grid` rows. Each model's exact float32 nDCG@10 at full dims is a
+    dotted horizontal line. Needs matplotlib (the ``[course]`` extra).
+    """
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    colors = {"float32": "tab:blue", "int8": "tab:orange", "binary": "tab:green"}
+    styles = ["-", "--", ":", "-."]
+    for (name, rows), style in zip(grids.items(), styles):
+        for precision, color in colors.items():
+            pts = sorted((r["bytes_per_vector"], r[metric], r["dims"]) for r in rows if r["precision"] == precision)
+            if not pts:
+                continue
+            label = precision + (" + rescoring" if precision == "binary" else "")
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", color=color, label=f"{name}: {label}")
+            for x, y, dims in pts:
+                ax.annotate(str(dims), (x, y), textcoords="offset points", xytext=(3, -9), fontsize=7, color=color)
+        ax.axhline(rows[0]["anchor_ndcg10"] if metric == "ndcg10" else max(r[metric] for r in rows),
+                   color="grey", linestyle=style, linewidth=0.6)
+    ax.set_xscale("log")
+    ax.set_xlabel("bytes per vector (log scale; numbers: dims kept)")
+    ax.set_ylabel({"ndcg10": "nDCG@10 (%)", "recall1": "recall@1 (%)"}.get(metric, metric))
+    ax.set_title(title or "quality vs index size per vector")
+    ax.legend(fontsize=7, ncol=2)
+    return ax
