@@ -220,3 +220,18 @@ def test_cli_index_and_search_round_trip(tmp_path, capsys):
     assert main(["search", str(tmp_path / "nowhere"), "x", "--mode", "quick"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("piccolo search: ") and "no such folder" in err and "\n" not in err
+
+
+@pytest.mark.slow
+def test_the_benchmark_section_runs_and_renders(tmp_path, monkeypatch):
+    import benchmarks.search as bench
+
+    monkeypatch.setattr(bench, "OUT", tmp_path)
+    monkeypatch.setattr(bench, "CACHE", tmp_path / "cache")
+    data = bench.run(quick=True)  # the toy as the model, 200 paragraphs
+    text = bench.render(data)
+    assert text.startswith("## 14. Search") and "| toy | 128 (full) | float32 |" in text
+    grid = data["models"]["toy"]["grid"]
+    assert len(grid) == 12 and {r["precision"] for r in grid} == {"float32", "int8", "binary"}
+    assert next(r for r in grid if r["fraction"] == "full" and r["precision"] == "float32")["kept"] == pytest.approx(100)
+    assert (tmp_path / "search_tradeoff.png").stat().st_size > 0
