@@ -15,7 +15,7 @@
     piccolo env
     piccolo merge A B [C ...] OUT [--weights 0.3,0.7] [--method linear|slerp]
     piccolo index MODEL OUT_DIR [--corpus benchmark|FILE.jsonl] [--news N|all] [--dims D]
-                  [--precision float32|int8|binary] [--rescore float32|int8|bits|none] [--multiplier 4] [--center]
+                  [--precision float32|int8|binary] [--rescore float32|int8|bits|none] [--multiplier 4] [--no-center]
     piccolo search INDEX_DIR QUERY [QUERY ...] [--top-k 10] [--model MODEL]
 
 Heavy imports happen after the mode is resolved, so quick mode's offline switches are set before
@@ -111,7 +111,8 @@ def _add_search_parsers(sub: argparse._SubParsersAction) -> None:
     ix.add_argument("--rescore", default="float32", choices=["float32", "int8", "bits", "none"],
                     help="binary: what the Hamming candidates are rescored against (float32/int8: kept on disk)")
     ix.add_argument("--multiplier", type=int, default=4, help="binary: candidates per result rescored (top_k x this)")
-    ix.add_argument("--center", action="store_true", help="binary: signs of x minus the corpus mean")
+    ix.add_argument("--center", action=argparse.BooleanOptionalAction, default=True,
+                    help="binary: signs of x minus the corpus mean (default; --no-center: signs of x, as quantize_embeddings)")
     ix.add_argument("--batch-size", type=int, default=32)
     ix.add_argument("--max-seq-length", type=int, default=None, help="tokens per text (default: the model's own)")
     ix.add_argument("--no-texts", action="store_true", help="do not copy the texts into the folder (corpus.jsonl)")

@@ -232,6 +232,6 @@ def test_the_benchmark_section_runs_and_renders(tmp_path, monkeypatch):
     text = bench.render(data)
     assert text.startswith("## 14. Search") and "| toy | 128 (full) | float32 |" in text
     grid = data["models"]["toy"]["grid"]
-    assert len(grid) == 12 and {r["precision"] for r in grid} == {"float32", "int8", "binary"}
-    assert next(r for r in grid if r["fraction"] == "full" and r["precision"] == "float32")["kept"] == pytest.approx(100)
+    assert len(grid) == 16 and {r["variant"] for r in grid} == {"float32", "int8", "binary", "binary-centred"}
+    assert next(r for r in grid if r["fraction"] == "full" and r["variant"] == "float32")["kept"] == pytest.approx(100)
     assert (tmp_path / "search_tradeoff.png").stat().st_size > 0

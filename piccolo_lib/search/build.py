@@ -30,7 +30,7 @@ def load_search_model(name: str, *, max_seq_length: int | None = None, device: s
 
 def index_corpus(model_name: str, out: str | Path, *, corpus: str = "benchmark", news: int | None = None,
                  news_min_chars: int = 20, dims: int | None = None, precision: str = "float32",
-                 rescore: str = "float32", multiplier: int = 4, center: bool = False, batch_size: int = 32,
+                 rescore: str = "float32", multiplier: int = 4, center: bool = True, batch_size: int = 32,
                  max_seq_length: int | None = None, keep_texts: bool = True, cache_dir: str | Path | None = None,
                  seed: int = 0, show_progress: bool = True, device: str | None = None) -> dict[str, Any]:
     """Encode a corpus with a model, index its ``dims``-prefixes at ``precision`` and write the folder ``out``.
@@ -39,7 +39,8 @@ def index_corpus(model_name: str, out: str | Path, *, corpus: str = "benchmark",
         corpus: ``benchmark`` (the local retrieval corpus plus ``news`` People's Daily paragraphs, None: all of
             those with >= ``news_min_chars`` characters) or a JSONL file of ``{"id", "text"}`` rows.
         dims: the prefix to keep (None: the full embedding).
-        precision, rescore, multiplier, center: see :meth:`piccolo_lib.search.index.VectorIndex.build`.
+        precision, rescore, multiplier, center: see :meth:`piccolo_lib.search.index.VectorIndex.build`; binary
+            codes are centred by default (signs of x minus the corpus mean): notebooks/10_search.ipynb, section 7.
 
     Returns:
         A summary: folder, documents, documents per second, build seconds, code and rescoring bytes.

@@ -22,6 +22,9 @@ import numpy as np
 from .index import VectorIndex, bytes_per_vector, exact_search, faiss_module
 
 FRACTIONS = (1, 2, 4, 8)  # full dims, 1/2, 1/4, 1/8
+# the grid's rows per dims: name -> VectorIndex.build settings (binary-centred: signs of x - corpus mean)
+VARIANTS = {"float32": {"precision": "float32"}, "int8": {"precision": "int8"},
+            "binary": {"precision": "binary"}, "binary-centred": {"precision": "binary", "center": True}}
 
 
 def ndcg_at_k(rows: np.ndarray, relevant: list[set[int]], k: int = 10) -> float:
@@ -78,29 +81,30 @@ def measure_cell(index: VectorIndex, queries: np.ndarray, relevant: list[set[int
 
 
 def measure_grid(queries: np.ndarray, docs: np.ndarray, relevant: list[set[int]], *,
-                 fractions: tuple[int, ...] = FRACTIONS, precisions: tuple[str, ...] = ("float32", "int8", "binary"),
-                 rescore: str = "float32", multiplier: int = 4, center: bool = False, calibration: str = "minmax",
+                 fractions: tuple[int, ...] = FRACTIONS, variants: tuple[str, ...] = tuple(VARIANTS),
+                 rescore: str = "float32", multiplier: int = 4, calibration: str = "minmax",
                  latency_queries: int | None = 300, progress: bool = False) -> list[dict]:
-    """Every (dims, precision) cell for one model's embeddings, plus ``kept`` against exact float32 at full dims.
+    """Every (dims, variant) cell for one model's embeddings, plus ``kept`` against exact float32 at full dims.
 
     Args:
         queries, docs: (nq, D) and (n, D) unit rows of one model (full width D).
         relevant: per query, the rows of its relevant documents (``SearchCorpus.relevant()``).
         fractions: dims D // f for each f (MRL prefixes).
-        rescore, multiplier, center, calibration: binary and int8 settings (:meth:`VectorIndex.build`).
+        variants: names of :data:`VARIANTS` (precision, and centring for binary).
+        rescore, multiplier, calibration: binary and int8 settings (:meth:`VectorIndex.build`).
         latency_queries: queries timed one by one per cell (None: no timing).
     """
     from tqdm.auto import tqdm
 
     full = docs.shape[1]
     anchor = ndcg_at_k(exact_search(queries, docs, full, 10)[0], relevant, 10)
-    cells = [(full // f, p) for f in fractions for p in precisions]
+    cells = [(full // f, v) for f in fractions for v in variants]
     out = []
-    for dims, precision in tqdm(cells, desc="grid (dims, precision)", disable=not progress):
-        index = VectorIndex.build(docs, dims, precision, rescore=rescore, multiplier=multiplier,
-                                  calibration=calibration, center=center)
+    for dims, variant in tqdm(cells, desc="grid (dims, variant)", disable=not progress):
+        index = VectorIndex.build(docs, dims, rescore=rescore, multiplier=multiplier, calibration=calibration,
+                                  **VARIANTS[variant])
         row = measure_cell(index, queries, relevant, latency_queries=latency_queries)
-        row.update(fraction=f"1/{full // dims}" if dims != full else "full", full_dims=full,
+        row.update(variant=variant, fraction=f"1/{full // dims}" if dims != full else "full", full_dims=full,
                    kept=100 * row["ndcg10"] / anchor, anchor_ndcg10=anchor)
         out.append(row)
     return out
@@ -110,9 +114,8 @@ def format_grid(rows: list[dict], name: str = "") -> str:
     """A markdown table of :func:`measure_grid` rows."""
     head = ("| model | dims | precision | bytes/vector | index KiB | rescoring KiB (disk) | nDCG@10 | recall@1 | "
             "kept | build s | p50 ms | p99 ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
-    label = {"float32": "float32", "int8": "int8", "binary": "binary"}
     body = "".join(
-        f"| {name} | {r['dims']} ({r['fraction']}) | {label[r['precision']]}"
+        f"| {name} | {r['dims']} ({r['fraction']}) | {r.get('variant', r['precision'])}"
         f"{' + ' + r['rescore'] + ' rescore x' + str(r['multiplier']) if r['precision'] == 'binary' and r['rescore'] != 'none' else ''}"
         f" | {r['bytes_per_vector']:g} | {r['index_bytes'] / 1024:,.0f} | {r['rescore_bytes'] / 1024:,.0f} | "
         f"{r['ndcg10']:.2f} | {r['recall1']:.2f} | {r['kept']:.1f}% | {r['build_s']:.3f} | {r['p50_ms']:.2f} | "
@@ -121,7 +124,7 @@ def format_grid(rows: list[dict], name: str = "") -> str:
 
 
 def plot_tradeoff(grids: dict[str, list[dict]], *, metric: str = "ndcg10", ax=None, title: str = ""):
-    """Quality against bytes per vector (log scale), one line per precision, one line style per model.
+    """Quality against bytes per vector (log scale), one line per variant (precision), one line style per model.
 
     ``grids``: model name -> :func:`measure_grid` rows. Each model's exact float32 nDCG@10 at full dims is a
     dotted horizontal line. Needs matplotlib (the ``[course]`` extra).
@@ -130,14 +133,15 @@ def plot_tradeoff(grids: dict[str, list[dict]], *, metric: str = "ndcg10", ax=No
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
-    colors = {"float32": "tab:blue", "int8": "tab:orange", "binary": "tab:green"}
+    colors = {"float32": "tab:blue", "int8": "tab:orange", "binary": "tab:green", "binary-centred": "tab:red"}
     styles = ["-", "--", ":", "-."]
     for (name, rows), style in zip(grids.items(), styles):
-        for precision, color in colors.items():
-            pts = sorted((r["bytes_per_vector"], r[metric], r["dims"]) for r in rows if r["precision"] == precision)
+        for variant, color in colors.items():
+            pts = sorted((r["bytes_per_vector"], r[metric], r["dims"]) for r in rows
+                         if r.get("variant", r["precision"]) == variant)
             if not pts:
                 continue
-            label = precision + (" + rescoring" if precision == "binary" else "")
+            label = variant + (" + rescoring" if variant.startswith("binary") else "")
             ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", color=color, label=f"{name}: {label}")
             for x, y, dims in pts:
                 ax.annotate(str(dims), (x, y), textcoords="offset points", xytext=(3, -9), fontsize=7, color=color)

@@ -103,7 +103,7 @@ class VectorIndex:
     build_seconds: float = 0.0
 
     @classmethod
-    def build(cls, docs: np.ndarray, dims: int, precision: str, *, rescore: str = "float32", multiplier: int = 4,
+    def build(cls, docs: np.ndarray, dims: int, precision: str = "float32", *, rescore: str = "float32", multiplier: int = 4,
               calibration: str = "minmax", center: bool = False) -> "VectorIndex":
         """Index ``docs`` (n, D) unit rows (any D >= dims) at ``dims`` dims and ``precision``.
 
