@@ -14,6 +14,9 @@
     piccolo course [--mode quick|full|auto] [--only 03,04] [--output build/notebooks] [--solutions] [--strip] [--publish]
     piccolo env
     piccolo merge A B [C ...] OUT [--weights 0.3,0.7] [--method linear|slerp] [--keep-from N]
+    piccolo index MODEL OUT_DIR [--corpus benchmark|FILE.jsonl] [--news N|all] [--dims D]
+                  [--precision float32|int8|binary] [--rescore float32|int8|bits|none] [--multiplier 4] [--no-center]
+    piccolo search INDEX_DIR QUERY [QUERY ...] [--top-k 10] [--model MODEL]
 
 Heavy imports happen after the mode is resolved, so quick mode's offline switches are set before
 any Hugging Face library reads them.
@@ -91,7 +94,66 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("env", help="print versions, device, online/offline, available backbones")
     _add_merge_parser(sub)
+    _add_search_parsers(sub)
     return p
+
+
+def _add_search_parsers(sub: argparse._SubParsersAction) -> None:
+    """``piccolo index`` and ``piccolo search`` (piccolo_lib.search, notebooks/10_search.ipynb)."""
+    ix = sub.add_parser("index", help="encode a corpus and write a vector index folder (MRL prefix, float32/int8/binary)")
+    ix.add_argument("model", help="a SentenceTransformer folder, a hub name, or e5-small/offline-bert")
+    ix.add_argument("out", help="the index folder to write")
+    ix.add_argument("--corpus", default="benchmark",
+                    help="benchmark (local retrieval corpus + People's Daily paragraphs) or a JSONL file of {id, text}")
+    ix.add_argument("--news", default="all", help="benchmark: People's Daily paragraphs to add, a number or all")
+    ix.add_argument("--news-min-chars", type=int, default=20, help="benchmark: 20 gives 14,394 paragraphs, 1 gives 18,994")
+    ix.add_argument("--dims", type=int, default=None, help="keep this prefix of the embedding (default: all of it)")
+    ix.add_argument("--precision", default="float32", choices=["float32", "int8", "binary"])
+    ix.add_argument("--rescore", default="float32", choices=["float32", "int8", "bits", "none"],
+                    help="binary: what the Hamming candidates are rescored against (float32/int8: kept on disk)")
+    ix.add_argument("--multiplier", type=int, default=4, help="binary: candidates per result rescored (top_k x this)")
+    ix.add_argument("--center", action=argparse.BooleanOptionalAction, default=True,
+                    help="binary: signs of x minus the corpus mean (default; --no-center: signs of x, as quantize_embeddings)")
+    ix.add_argument("--batch-size", type=int, default=32)
+    ix.add_argument("--max-seq-length", type=int, default=None, help="tokens per text (default: the model's own)")
+    ix.add_argument("--no-texts", action="store_true", help="do not copy the texts into the folder (corpus.jsonl)")
+    ix.add_argument("--seed", type=int, default=0, help="benchmark: which paragraphs when --news is a number")
+    ix.add_argument("--device", default=None)
+    ix.add_argument("--mode", default="auto", choices=["quick", "full", "auto"])
+    se = sub.add_parser("search", help="query an index folder written by piccolo index")
+    se.add_argument("index")
+    se.add_argument("queries", nargs="+")
+    se.add_argument("--top-k", type=int, default=10)
+    se.add_argument("--model", default=None, help="query with this model instead of the manifest's (same dims)")
+    se.add_argument("--device", default=None)
+    se.add_argument("--mode", default="auto", choices=["quick", "full", "auto"])
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    """``index`` and ``search``: a bad folder, corpus or model is one line (UserError, answered by main)."""
+    from .search.build import index_corpus, search_folder
+
+    if args.cmd == "index":
+        news = None if args.news == "all" else int(args.news)
+        summary = index_corpus(args.model, args.out, corpus=args.corpus, news=news, news_min_chars=args.news_min_chars,
+                               dims=args.dims, precision=args.precision, rescore=args.rescore,
+                               multiplier=args.multiplier, center=args.center, batch_size=args.batch_size,
+                               max_seq_length=args.max_seq_length, keep_texts=not args.no_texts, seed=args.seed,
+                               device=args.device)
+        print(f"indexed {summary['documents']:,} documents ({summary['corpus']}) at {summary['docs_per_s']:.1f} doc/s; "
+              f"{summary['dims']} of {summary['full_dims']} dims, {summary['precision']}: "
+              f"{summary['code_bytes'] / 2**20:.2f} MiB of codes in memory"
+              + (f", {summary['rescore_bytes'] / 2**20:.2f} MiB of rescoring vectors on disk" if summary["rescore_bytes"] else "")
+              + f"; built in {summary['build_s']:.2f} s -> {summary['folder']}")
+        return 0
+    index, hits = search_folder(args.index, args.queries, top_k=args.top_k, model=args.model, device=args.device)
+    text = dict(zip(index.ids, index.texts)) if index.texts else {}
+    for query, found in zip(args.queries, hits):
+        print(f"query: {query}")
+        for rank, (doc_id, score) in enumerate(found, 1):
+            snippet = text.get(doc_id, "")[:60].replace("\n", " ")
+            print(f"{rank:>3}. {score:8.4f}  {doc_id}  {snippet}")
+    return 0
 
 
 def _add_merge_parser(sub: argparse._SubParsersAction) -> None:
@@ -357,6 +419,8 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[
         return 0
     if args.cmd in ("eval", "report", "cmteb"):
         return _cmd_evaluation(args)
+    if args.cmd in ("index", "search"):
+        return _cmd_search(args)
     if args.cmd == "data" and args.data_cmd == "synth":
         from .synth.cli import cli as synth_cli
 

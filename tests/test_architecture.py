@@ -15,7 +15,7 @@ LAYERS = [  # bottom to top: the table of docs/architecture.md
     ["data"],
     ["model", "runtime"],
     ["train"],
-    ["evaluate"],
+    ["evaluate", "search"],
     ["synth"],
     ["pipeline", "course", "cli"],
 ]

@@ -11,7 +11,7 @@ Saving the loaded data, rather than the hub repositories, works for every task w
 code (C-MTEB's retrieval sets span several repositories, some tasks transform or subsample after loading),
 and the loaded data are exactly what the evaluators see.
 
-Introduced in notebooks/10_appendix_reference.ipynb (section 4); `piccolo eval --data-dir` in
+Introduced in notebooks/11_appendix_reference.ipynb (section 4); `piccolo eval --data-dir` in
 notebooks/06_cmteb_eval.ipynb.
 """
 
