@@ -10,7 +10,7 @@ build/bench-search/). Both read at most 128 tokens per text. Per model:
 - the grid (:func:`piccolo_lib.search.measure_grid`): for dims D, D/2, D/4, D/8 and float32, int8, binary with
   float32 rescoring (x4): nDCG@10, recall@1, kept share of exact full-float nDCG@10, bytes per vector, codes in
   memory, rescoring vectors on disk, build time, single-query latency p50/p99 (300 queries, one faiss thread);
-- the controlled measurements of notebooks/10_search.ipynb section 7 (:mod:`piccolo_lib.search.study`);
+- the controlled measurements of notebooks/11_search.ipynb section 7 (:mod:`piccolo_lib.search.study`);
 - the MRL control: the same quickstart trained without MRL (``mrl_dims: []``, everything else equal, trained once
   into build/bench-search/no-mrl), against the MRL model, on the local corpus plus 2,000 paragraphs (one more
   encoding of 19.6k passages would take an hour on a busy 2-core machine; the two MRL-trained models' subset
@@ -203,7 +203,7 @@ def render(data: dict) -> str:
             verdict = "met" if r["kept"] >= goal else f"**missed** by {goal - r['kept']:.1f} points"
             lines.append(f"- {name}, {precision} at {r['dims']} dims ({ratio:.0f}x smaller codes): kept {r['kept']:.1f}% "
                          f"(nDCG@10 {r['ndcg10']:.2f} of {r['anchor_ndcg10']:.2f}); goal >= {goal:.0f}%: {verdict}")
-    lines.append("\n**Why binary works for one model and not the other** (notebooks/10_search.ipynb, section 7).\n")
+    lines.append("\n**Why binary works for one model and not the other** (notebooks/11_search.ipynb, section 7).\n")
     lines += ["| model | dims | corpus mean length | mean cosine | stuck dims (>90% one sign) | bit entropy |",
               "|---|---|---|---|---|---|"]
     for name, m in models.items():

@@ -99,7 +99,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _add_search_parsers(sub: argparse._SubParsersAction) -> None:
-    """``piccolo index`` and ``piccolo search`` (piccolo_lib.search, notebooks/10_search.ipynb)."""
+    """``piccolo index`` and ``piccolo search`` (piccolo_lib.search, notebooks/11_search.ipynb)."""
     ix = sub.add_parser("index", help="encode a corpus and write a vector index folder (MRL prefix, float32/int8/binary)")
     ix.add_argument("model", help="a SentenceTransformer folder, a hub name, or e5-small/offline-bert")
     ix.add_argument("out", help="the index folder to write")
@@ -157,7 +157,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _add_merge_parser(sub: argparse._SubParsersAction) -> None:
-    """``piccolo merge A B [C ...] OUT`` (piccolo_lib.merging, notebooks/07_ablation.ipynb)."""
+    """``piccolo merge A B [C ...] OUT`` (piccolo_lib.merging, notebooks/08_ablation.ipynb)."""
     mg = sub.add_parser("merge", help="merge sentence-transformers models of one architecture (average or slerp)")
     mg.add_argument("paths", nargs="+", metavar="MODEL ... OUT", help="two or more model folders, then the output folder")
     mg.add_argument("--weights", default=None, help="comma-separated, one per model, e.g. 0.3,0.7 (default equal; normalised)")
@@ -192,7 +192,7 @@ def _cmd_env() -> int:
 
 
 def _add_eval_parsers(sub: argparse._SubParsersAction) -> None:
-    """``eval``, ``report`` and ``cmteb`` (notebooks/06_cmteb_eval.ipynb)."""
+    """``eval``, ``report`` and ``cmteb`` (notebooks/07_cmteb_eval.ipynb)."""
     e = sub.add_parser("eval", help="evaluate a model with mteb: local benchmark or C-MTEB, per MRL dim")
     e.add_argument("model", help="a SentenceTransformer folder, a hub name, or offline-bert/minilm")
     e.add_argument("--benchmark", default="local", choices=["local", "cmteb", "cmteb-legacy"])

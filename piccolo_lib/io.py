@@ -13,7 +13,7 @@ A run can be killed at any instruction (SIGKILL, a full disk, a preempted node).
 
 Written by hand (about 100 lines): the standard library has the pieces (``tempfile``, ``os.replace``,
 ``os.fsync``) but no atomic writer, and the packages that offer one (``atomicwrites``, archived) do files
-only, not folders, and no JSONL. Introduced in notebooks/05_multi_device.ipynb (``metrics.jsonl``, resume).
+only, not folders, and no JSONL. Introduced in notebooks/06_multi_device.ipynb (``metrics.jsonl``, resume).
 
 A ground module: it imports nothing of piccolo_lib but :mod:`~piccolo_lib.errors`.
 """

@@ -75,7 +75,7 @@ def with_review_rows(cfg, rows_per_class: int):
 
 def evidence_tasks(data_dir: str | Path = DATA_SAMPLES / "eval", distractors: int = NEWS_DISTRACTORS,
                    real: bool = True, categories: list[str] | None = None) -> list:
-    """The tasks the quickstart, notebooks 00/06/07 and ``benchmarks.evidence`` score: the six local tasks
+    """The tasks the quickstart, notebooks 00/07/08 and ``benchmarks.evidence`` score: the six local tasks
     (with ``distractors`` news passages in the retrieval corpus; only ``categories`` if given), then the real
     task(s) and the zero-shot twin of each (label retrieval). Real tasks are reported apart (``summary["real"]``)."""
     from .evaluate.run import local_tasks, real_tasks, zero_shot_task
@@ -251,7 +251,7 @@ def train_and_evaluate(cfg, data_dir: str | Path = DATA_SAMPLES / "eval", dims: 
 def run_side_by_side(fn, items: dict, workers: int = 2, threads: int = 1, desc: str | None = None) -> dict:
     """``{key: fn(item)}``, computed in ``workers`` fresh processes with ``threads`` torch threads each.
 
-    For several small CPU runs (notebooks 03, 04, 07): a 1M-parameter model gains nothing from a second
+    For several small CPU runs (notebooks 04, 05, 08): a 1M-parameter model gains nothing from a second
     intra-op thread, so two single-threaded runs side by side use two cores better than two runs in a
     row. Workers are started with ``spawn`` (fresh interpreters: no forked torch or CUDA state) and
     inherit the environment, so quick mode's offline switches hold; progress bars are turned off

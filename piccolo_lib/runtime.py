@@ -50,7 +50,7 @@ def resolve_mode(mode: str = "auto") -> str:
 def resolve_device(device: str = "auto", mode: str = "quick") -> str:
     """The device a notebook or run uses: ``cuda`` when a GPU is there and either full mode or the
     device asks for it (``cuda``, ``auto``); else ``cpu``. A parameters cell's ``device = "cpu"`` is
-    quick mode's choice: full mode on a GPU machine uses the GPU (notebooks 05 and 08 follow the same rule)."""
+    quick mode's choice: full mode on a GPU machine uses the GPU (notebooks 06 and 09 follow the same rule)."""
     if device not in ("auto", "cpu", "cuda"):
         raise ConfigError(f"device {device!r}: expected auto, cpu or cuda")
     import torch

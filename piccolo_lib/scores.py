@@ -3,7 +3,7 @@
 The bottom of the evaluation layers: task definitions (``local_benchmark``, ``cmteb``, ``mirror``), the
 runner (``evaluation``) and reporting all use these, and this module imports none of them.
 
-Introduced in notebooks/06_cmteb_eval.ipynb.
+Introduced in notebooks/07_cmteb_eval.ipynb.
 """
 
 from __future__ import annotations

@@ -40,10 +40,10 @@ def test_check_on_a_function_that_raises_is_a_wrong_answer_too(capsys):
     def broken(x):
         raise ValueError("shapes do not match")
 
-    assert exercises.check("my_fn", broken, lambda f: f(1) == 2, "write it", "04_matryoshka") is False
+    assert exercises.check("my_fn", broken, lambda f: f(1) == 2, "write it", "05_matryoshka") is False
     assert "my_fn: not quite (ValueError: shapes do not match)" in capsys.readouterr().out
     with pytest.raises(AssertionError, match="my_fn"):
-        exercises.done("04_matryoshka")
+        exercises.done("05_matryoshka")
 
 
 @pytest.mark.parametrize("answer, right, off", [(1.171, True, None), (1.17, True, None), (1.1705, True, None),

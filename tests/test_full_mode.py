@@ -352,8 +352,8 @@ def _notebook_cells(path):
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 # the notebooks that train or evaluate a full-mode model (01 and 02 use the tiny offline model in both modes)
-FULL_MODE_NOTEBOOKS = ["00_overview", "03_projection_head", "04_matryoshka", "05_multi_device", "06_cmteb_eval",
-                       "07_ablation", "08_piccolo_gpt"]
+FULL_MODE_NOTEBOOKS = ["00_overview", "04_projection_head", "05_matryoshka", "06_multi_device", "07_cmteb_eval",
+                       "08_ablation", "09_piccolo_gpt"]
 
 
 @pytest.mark.parametrize("name", FULL_MODE_NOTEBOOKS)
@@ -363,7 +363,7 @@ def test_full_mode_notebooks_use_the_gpu(name, monkeypatch):
 
     path = NOTEBOOK_DIR / f"{name}.ipynb"
     params, setup = _notebook_cells(path)
-    if name in ("05_multi_device", "08_piccolo_gpt"):  # they decide in a later cell, with the same rule
+    if name in ("06_multi_device", "09_piccolo_gpt"):  # they decide in a later cell, with the same rule
         code = "".join("".join(c["source"]) for c in json.loads(path.read_text(encoding="utf-8"))["cells"])
         assert any("use_cuda = " in line and 'MODE == "full"' in line and "torch.cuda.is_available()" in line
                    for line in code.splitlines())
@@ -460,17 +460,17 @@ def test_publishing_fills_the_slug_in_one_pass(tmp_path):
     from piccolo_lib import course
     from piccolo_lib.config import REPO_ROOT
 
-    for part in ("piccolo_lib/course/runner.py", "README.md", "notebooks/00_overview.ipynb", "notebooks/03_projection_head.ipynb"):
+    for part in ("piccolo_lib/course/runner.py", "README.md", "notebooks/00_overview.ipynb", "notebooks/04_projection_head.ipynb"):
         (tmp_path / part).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(REPO_ROOT / part, tmp_path / part)
-    before = (tmp_path / "notebooks/03_projection_head.ipynb").read_text(encoding="utf-8")
+    before = (tmp_path / "notebooks/04_projection_head.ipynb").read_text(encoding="utf-8")
     changed = course.fill_slug("someone/piccolo2-course", tmp_path)
-    assert sorted(p.name for p in changed) == ["00_overview.ipynb", "03_projection_head.ipynb", "README.md", "runner.py"]
+    assert sorted(p.name for p in changed) == ["00_overview.ipynb", "04_projection_head.ipynb", "README.md", "runner.py"]
     assert 'REPO_SLUG = "someone/piccolo2-course"' in (tmp_path / "piccolo_lib/course/runner.py").read_text()
     assert "colab.research.google.com/github/someone/piccolo2-course/blob/main/notebooks/00_overview.ipynb" \
         in (tmp_path / "README.md").read_text(encoding="utf-8")
-    after = (tmp_path / "notebooks/03_projection_head.ipynb").read_text(encoding="utf-8")
-    assert course.colab_block("someone/piccolo2-course") in "".join(_notebook_cells(tmp_path / "notebooks/03_projection_head.ipynb")[1])
+    after = (tmp_path / "notebooks/04_projection_head.ipynb").read_text(encoding="utf-8")
+    assert course.colab_block("someone/piccolo2-course") in "".join(_notebook_cells(tmp_path / "notebooks/04_projection_head.ipynb")[1])
     assert len([a for a, b in zip(after.splitlines(), before.splitlines()) if a != b]) == 1, "only the slug line"
     assert course.fill_slug("someone/piccolo2-course", tmp_path) == []
 

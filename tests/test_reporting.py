@@ -130,7 +130,7 @@ def piccolo2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_library_copy_of_the_public_scores_matches_the_files():
-    """piccolo_lib.cmteb.PICCOLO2_PUBLIC_SCORES (notebook 11) holds the same split, subset and values as above."""
+    """piccolo_lib.cmteb.PICCOLO2_PUBLIC_SCORES (notebook 12) holds the same split, subset and values as above."""
     from piccolo_lib.cmteb import PICCOLO2_PUBLIC_SCORES
 
     assert set(PICCOLO2_PUBLIC_SCORES) == set(PICCOLO2)

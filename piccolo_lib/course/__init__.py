@@ -1,7 +1,7 @@
 """Course tooling: running the notebooks, their pages, exercises, plots and widgets (the ``[course]`` extra).
 
 Modules: ``runner`` (papermill, the non-interactive kernel, the watchdog, Colab), ``pages`` (docs/course),
-``exercises``, ``plots``, ``widgets``, ``standin`` (a local OpenAI-style endpoint for notebook 09).
+``exercises``, ``plots``, ``widgets``, ``standin`` (a local OpenAI-style endpoint for notebook 10).
 ``piccolo_lib.course`` re-exports the public names of ``runner``, so `from piccolo_lib.course import ...`
 keeps working as before the split.
 """

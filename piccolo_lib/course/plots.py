@@ -4,7 +4,7 @@ Each function draws on ``ax`` (or ``axes``) when given, else on a new figure, an
 notebook cell states the idea (``show_softmax(cos[0], taus, cols)``) and can still adjust the picture. None of
 them computes a result a notebook asserts: the numbers come from the cell, the picture only shows them.
 
-Used by notebooks/02_three_losses.ipynb, 04_matryoshka.ipynb and 06_cmteb_eval.ipynb.
+Used by notebooks/02_three_losses.ipynb, 05_matryoshka.ipynb and 07_cmteb_eval.ipynb.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def show_task_losses(logs: Mapping[str, Sequence[Mapping]], tasks=("retri_contra
 
 def show_scores_per_dim(scores: Mapping[str, Mapping[int, float]], report: Mapping[int, float], *, title: str = "",
                         axes=None, figsize=(15, 3.6)):
-    """Notebook 04: score per Matryoshka prefix dim of each model, the report's curve, and both as shares.
+    """Notebook 05: score per Matryoshka prefix dim of each model, the report's curve, and both as shares.
 
     ``scores``: model name -> {dim: score}; ``report``: {dim: score} of the Piccolo2 report. Panels: this
     notebook's scores per dim, the report's, and each curve as % of its full-width score against d / width.
@@ -191,7 +191,7 @@ def show_grouped_bars(values: Mapping[str, Sequence[float]], labels: Sequence[st
 
 def show_dim_curves(per_dim: Mapping[int, Mapping], categories: Sequence[str], *, baseline: float | None = None,
                     baseline_label: str = "", ax=None, figsize=(6, 3.4)):
-    """Score per Matryoshka dim: one thin line per category, the average in bold (notebook 06).
+    """Score per Matryoshka dim: one thin line per category, the average in bold (notebook 07).
 
     ``per_dim``: {dim: {"categories": {category: score}, "average": score}}. Returns the axes.
     """

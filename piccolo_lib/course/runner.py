@@ -66,7 +66,7 @@ if "google.colab" in sys.modules:  # on Colab: fetch the course and install it (
 COLAB_BLOCK = colab_block()
 NOTEBOOKS = REPO_ROOT / "notebooks"
 IDLE_LIMIT_S = 240  # a cell whose kernel spends under 1 s of CPU this long has hung (KernelWatchdog)
-CELL_TIMEOUT_S = 1800  # per cell; the longest quick-mode cell (notebook 07: 6 e5-small fine-tunes + 7 evaluations) took over 15 min at load 8-13 on 2 cores
+CELL_TIMEOUT_S = 1800  # per cell; the longest quick-mode cell (notebook 08: 6 e5-small fine-tunes + 7 evaluations) took over 15 min at load 8-13 on 2 cores
 
 
 class CourseError(RuntimeError):

@@ -9,7 +9,7 @@ the real parsing and filtering on replies *someone wrote*. Nothing it returns is
 ``{"content": text or None, "finish_reason": "length"}`` to play a null or cut-off completion; it may sleep to
 play a slow server. The server stops itself after ``max_requests`` requests or ``max_seconds``.
 
-Introduced in notebooks/09_synthetic_data.ipynb.
+Introduced in notebooks/10_synthetic_data.ipynb.
 """
 
 from __future__ import annotations

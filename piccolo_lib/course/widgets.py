@@ -6,7 +6,7 @@ course cell builds a widget itself. It calls :func:`interactive` with plain desc
 (:class:`Slider`, :class:`Choice`); the widgets are created only when a person drives the kernel, and
 otherwise the function is called once with its default values, drawing the static fallback.
 
-Used by notebooks/02_three_losses.ipynb, 04_matryoshka.ipynb and 08_piccolo_gpt.ipynb.
+Used by notebooks/02_three_losses.ipynb, 05_matryoshka.ipynb and 09_piccolo_gpt.ipynb.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ problem. The rules are written once, as data: each task family declares its ``co
 * :func:`_bad_rows`, whole Arrow columns with ``pyarrow.compute`` kernels: finds the bad rows of a
   large dataset without a Python loop over rows; :func:`_check_row` then words the messages.
 
-Introduced in notebooks/01_data_formats.ipynb; its messages are shown in notebooks/10_appendix_reference.ipynb.
+Introduced in notebooks/01_data_formats.ipynb; its messages are shown in notebooks/12_appendix_reference.ipynb.
 """
 
 from __future__ import annotations

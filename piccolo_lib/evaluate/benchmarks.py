@@ -5,7 +5,7 @@ The runner layer above the task definitions: it picks the tasks (:mod:`piccolo_l
 tasks, and scores them with :func:`piccolo_lib.evaluation.evaluate_model` at every Matryoshka dim.
 Moved out of ``cmteb`` so that task definitions never import the runner (docs/architecture.md).
 
-Introduced in notebooks/06_cmteb_eval.ipynb.
+Introduced in notebooks/07_cmteb_eval.ipynb.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ Benchmarks (``piccolo eval/report --benchmark``):
 
 The data come from the hub or from an offline mirror (:mod:`piccolo_lib.mirror`).
 
-Introduced in notebooks/06_cmteb_eval.ipynb.
+Introduced in notebooks/07_cmteb_eval.ipynb.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ REPORT_TABLE = {"Classification": 74.59, "Clustering": 62.17, "PairClassificatio
 # Piccolo2 (sensenova/piccolo-large-zh-v2) per task, as its public result files store it: task -> (split,
 # subset, {metric: value}). Source: embeddings-benchmark/results, results/sensenova__piccolo-large-zh-v2/external.
 # Some files hold fractions, some percents; pair classification carries accuracy and AP, reranking the old
-# `map` key. The cmteb-legacy conventions turn exactly these into REPORT_TABLE (notebooks/11_appendix_reference).
+# `map` key. The cmteb-legacy conventions turn exactly these into REPORT_TABLE (notebooks/12_appendix_reference).
 PICCOLO2_PUBLIC_SCORES = {
     "TNews": ("validation", "default", {"accuracy": 0.54521}),
     "IFlyTek": ("validation", "default", {"accuracy": 52.104655636783384}),

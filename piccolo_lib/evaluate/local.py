@@ -22,7 +22,7 @@ the headline unseen (:func:`subscores` reads them).
 
 Also the character n-gram TF-IDF encoder used as the lexical baseline.
 
-Introduced in notebooks/00_overview.ipynb; the metrics are worked through in notebooks/06_cmteb_eval.ipynb.
+Introduced in notebooks/00_overview.ipynb; the metrics are worked through in notebooks/07_cmteb_eval.ipynb.
 """
 
 from __future__ import annotations

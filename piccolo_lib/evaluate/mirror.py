@@ -11,8 +11,8 @@ Saving the loaded data, rather than the hub repositories, works for every task w
 code (C-MTEB's retrieval sets span several repositories, some tasks transform or subsample after loading),
 and the loaded data are exactly what the evaluators see.
 
-Introduced in notebooks/11_appendix_reference.ipynb (section 4); `piccolo eval --data-dir` in
-notebooks/06_cmteb_eval.ipynb.
+Introduced in notebooks/12_appendix_reference.ipynb (section 4); `piccolo eval --data-dir` in
+notebooks/07_cmteb_eval.ipynb.
 """
 
 from __future__ import annotations

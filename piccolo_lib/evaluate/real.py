@@ -16,7 +16,7 @@ reported apart from the local average:
 A real task is marked ``real = True``: :func:`piccolo_lib.evaluate.run.evaluate_model` reports it under
 ``"real"``, never in the six-category average.
 
-Introduced in notebooks/00_overview.ipynb; what fine-tuning changes on it: notebooks/06_cmteb_eval.ipynb.
+Introduced in notebooks/00_overview.ipynb; what fine-tuning changes on it: notebooks/07_cmteb_eval.ipynb.
 """
 
 from __future__ import annotations

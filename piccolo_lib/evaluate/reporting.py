@@ -10,7 +10,7 @@ metric convention (:mod:`piccolo_lib.cmteb`), on the benchmark's split (else tes
 subset, in percent: a file whose mteb version is unknown or 0.0.0 (hand-converted legacy files) is in
 percent when any of the entry's metric values exceeds 1, else in fractions, as mteb itself writes.
 
-Introduced in notebooks/06_cmteb_eval.ipynb.
+Introduced in notebooks/07_cmteb_eval.ipynb.
 """
 
 from __future__ import annotations

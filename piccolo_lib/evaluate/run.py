@@ -11,7 +11,7 @@
 - :func:`zero_shot_task` turns a classification task into zero-shot classification by label retrieval
   (embed the label names, pick the nearest), scored beside mteb's logistic regression.
 
-Introduced in notebooks/06_cmteb_eval.ipynb.
+Introduced in notebooks/07_cmteb_eval.ipynb.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Cross-device negatives: every rank's retrieval candidates gathered, with gradients flowing back.
 
-Introduced in notebooks/05_multi_device.ipynb.
+Introduced in notebooks/06_multi_device.ipynb.
 """
 
 from __future__ import annotations

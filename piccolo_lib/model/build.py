@@ -6,8 +6,8 @@ plain :class:`sentence_transformers.SentenceTransformer` (Transformer -> Pooling
 saved folder loads with ``SentenceTransformer(path)`` and no piccolo_lib import, and
 ``SentenceTransformer(path, truncate_dim=256)`` gives the 256-dim prefix.
 
-Introduced in notebooks/03_projection_head.ipynb; last-token pooling for decoder LLMs and LoRA
-(:func:`add_lora`, :func:`merge_lora`, the piccolo-gpt path) in notebooks/08_piccolo_gpt.ipynb.
+Introduced in notebooks/04_projection_head.ipynb; last-token pooling for decoder LLMs and LoRA
+(:func:`add_lora`, :func:`merge_lora`, the piccolo-gpt path) in notebooks/09_piccolo_gpt.ipynb.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Written into ``final/README.md`` by :func:`piccolo_lib.training.train`; kept apart from ``reporting``
 (which reads benchmark result files) so that training needs nothing from the evaluation layers.
 
-Introduced in notebooks/03_projection_head.ipynb (the saved model folder).
+Introduced in notebooks/04_projection_head.ipynb (the saved model folder).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ with a, b one tensor of each model flattened, and t the second model's weight. N
 tensors (sin W tiny, e.g. a frozen embedding matrix) fall back to the linear formula, which slerp
 approaches there. Integer buffers (position ids) must be equal and are copied.
 
-Introduced in notebooks/07_ablation.ipynb.
+Introduced in notebooks/08_ablation.ipynb.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Modules: ``corpus`` (the local retrieval task plus People's Daily distractors), ``encode`` (documents per second,
 cached), ``index`` (faiss flat indexes, quantization, rescoring), ``store`` (the index folder), ``grid`` (the
-trade-off measured), ``qdrant`` (the same vectors in a vector database). Introduced in notebooks/10_search.ipynb.
+trade-off measured), ``qdrant`` (the same vectors in a vector database). Introduced in notebooks/11_search.ipynb.
 """
 
 from .corpus import SearchCorpus, benchmark_corpus, local_retrieval, news_distractors, read_corpus  # noqa: F401

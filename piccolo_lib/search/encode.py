@@ -9,7 +9,7 @@
   (:func:`model_fingerprint`), the kind (query / document) and the text, so a notebook re-run, a smaller sample
   of the same corpus or a second benchmark pass encodes only texts it has not seen.
 
-Introduced in notebooks/10_search.ipynb.
+Introduced in notebooks/11_search.ipynb.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ Every figure is a mean over queries, in percent; ``kept`` is a cell's nDCG@10 ov
 nDCG@10 at full dims (the anchor). Latency is the wall time of one query's search (quantizing the query, the
 index scan, rescoring), queries run one at a time; encoding the query is the model's cost and is reported apart.
 
-Introduced in notebooks/10_search.ipynb.
+Introduced in notebooks/11_search.ipynb.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A flat vector index over MRL prefixes at float32, int8 or binary precision (faiss), with rescoring.
 
 One stored embedding serves every cell of the trade-off: cut it to its first ``dims`` coordinates and
-re-normalise (Matryoshka, notebook 04), then store each coordinate in 32, 8 or 1 bit(s).
+re-normalise (Matryoshka, notebook 05), then store each coordinate in 32, 8 or 1 bit(s).
 
 =========  =====================================  ============  ==================================================
 precision  faiss index                            bytes/vector  score of a query q (float) and a document x
@@ -30,7 +30,7 @@ float32 and binary search through ``sentence_transformers.util.quantization.sema
 not: that helper keeps "uint8" corpora in an ``IndexFlatIP``, as float32 values (4 bytes per dim, nothing
 saved), so int8 uses faiss's scalar quantizer directly.
 
-Introduced in notebooks/10_search.ipynb.
+Introduced in notebooks/11_search.ipynb.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ The export keeps the index's precision as Qdrant's own quantization: ``int8`` ->
 float vectors Qdrant keeps on disk. Local mode accepts these settings and ignores them (it scans the float
 vectors exactly); a server applies them.
 
-Introduced in notebooks/10_search.ipynb.
+Introduced in notebooks/11_search.ipynb.
 """
 
 from __future__ import annotations

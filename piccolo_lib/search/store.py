@@ -13,7 +13,7 @@
 
 Every problem with a folder is one line naming the file and the field (:class:`IndexFolderError`).
 
-Introduced in notebooks/10_search.ipynb.
+Introduced in notebooks/11_search.ipynb.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ it: if the corpus sits in a narrow cone around its mean direction, most axis hyp
 their bits are the same for every document. :func:`sign_stats` measures that; the variants below change one
 thing at a time (centring, a rotation, more bits, how candidates are rescored) and measure nDCG@10 again.
 
-Introduced in notebooks/10_search.ipynb.
+Introduced in notebooks/11_search.ipynb.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""LLM-made retrieval triples (notebook 09): prompts, backends, filters, the resumable pipeline and its command.
+"""LLM-made retrieval triples (notebook 10): prompts, backends, filters, the resumable pipeline and its command.
 
 Modules: ``prompts``, ``backends`` (OpenAI-compatible HTTP, in-process transformers), ``filters`` (checks by
 reason, dedup, round-trip consistency), ``journal`` (the append-only logs of outcomes), ``pipeline`` (the

@@ -19,7 +19,7 @@ gives the texts alone.
 A reply that arrives but cannot be used (null or empty, cut off, a brainstorm that is no task list) is the
 pipeline's to ask again, with a new seed: :mod:`piccolo_lib.synth.pipeline`.
 
-Introduced in notebooks/09_synthetic_data.ipynb.
+Introduced in notebooks/10_synthetic_data.ipynb.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ Precedence: defaults < the YAML config < command-line options. The API key is on
 environment variable named by ``api_key_env`` (default ``PICCOLO_SYNTH_API_KEY``). Errors the user can fix
 print one line naming the file, row or key, and exit 1.
 
-Introduced in notebooks/09_synthetic_data.ipynb.
+Introduced in notebooks/10_synthetic_data.ipynb.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ reason                  the generation is dropped when
                         for its query under an embedding model (round-trip consistency)
 ======================  ===========================================================================
 
-Introduced in notebooks/09_synthetic_data.ipynb.
+Introduced in notebooks/10_synthetic_data.ipynb.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ reason one of :data:`FAILURES`). The last line of an id is its outcome: a failur
 when a later run asks again (``--retry-failed``), a reply is final. Nothing is ever rewritten: a run killed
 mid-write leaves at most a partial last line, which the next run cuts off.
 
-Introduced in notebooks/09_synthetic_data.ipynb.
+Introduced in notebooks/10_synthetic_data.ipynb.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ which the next run cuts off. So a re-run continues where the last stopped and ne
 ``retrieval.jsonl`` and ``stats.json`` are rebuilt from the logs at the end of every run (in plan order,
 so an interrupted-then-resumed run gives the same rows as an uninterrupted one).
 
-Introduced in notebooks/09_synthetic_data.ipynb.
+Introduced in notebooks/10_synthetic_data.ipynb.
 """
 
 from __future__ import annotations

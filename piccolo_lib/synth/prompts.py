@@ -12,7 +12,7 @@ Everything a prompt may change lives in this file: edit it here and nowhere else
 changes the requests but not the ids of the examples, so bump :data:`PROMPT_VERSION` and write to a new
 output folder (the ids include it) rather than mixing two prompt versions in one file.
 
-Introduced in notebooks/09_synthetic_data.ipynb.
+Introduced in notebooks/10_synthetic_data.ipynb.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ Checkpoint contents are the Trainer's own: ``model.safetensors`` per module, ``o
 ``torch.load(weights_only=True)``) and JSON state. The Trainer's pickled ``training_args.bin`` (never
 read back) is replaced by ``training_args.json``.
 
-Introduced in notebooks/05_multi_device.ipynb.
+Introduced in notebooks/06_multi_device.ipynb.
 """
 
 from __future__ import annotations

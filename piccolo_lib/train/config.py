@@ -9,7 +9,7 @@ overrides, the deepspeed file lookup and its ZeRO-stage check.
 Split out of :mod:`piccolo_lib.training` so that module stays about the loop; ``from
 piccolo_lib.training import TrainConfig, load_config`` keeps working (it re-exports these names).
 
-Introduced in notebooks/05_multi_device.ipynb.
+Introduced in notebooks/06_multi_device.ipynb.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ class TrainConfig:
     max_seq_length: Int1 = 512
     # the backbone's dropout probability (every torch Dropout, hidden and attention): None keeps the checkpoint's
     # (BERT/e5: 0.1); 0 turns it off, so a step is a deterministic function of the weights and the batch
-    # (notebooks/04_matryoshka.ipynb's loop by hand reproduces train()'s losses with it). LoRA: lora_dropout.
+    # (notebooks/05_matryoshka.ipynb's loop by hand reproduces train()'s losses with it). LoRA: lora_dropout.
     dropout: Fraction | None = None
     data: DataPaths = field(default_factory=lambda: ["data_samples/train/meta_list.txt"])
     data_root: PathText | None = None  # root of the meta list's folders (default: the list's folder)

@@ -9,7 +9,7 @@ Lax pydantic typing on purpose: YAML 1.1 reads ``1e-4`` as a string, which becom
 ``8.0`` is the integer 8; but ``true`` is not a number (pydantic would read it as 1), and NaN and infinities
 are refused (``allow_inf_nan=False`` on the config class).
 
-Introduced in notebooks/05_multi_device.ipynb (the config of a run).
+Introduced in notebooks/06_multi_device.ipynb (the config of a run).
 """
 
 from __future__ import annotations

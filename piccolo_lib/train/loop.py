@@ -7,7 +7,7 @@ rank-aligned task-homogeneous sampler, the collator, and a per-step ``metrics.js
 
 The same entry point runs in one process or under ``torchrun --nproc_per_node N``.
 
-Introduced in notebooks/05_multi_device.ipynb.
+Introduced in notebooks/06_multi_device.ipynb.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _check_knobs(cfg: TrainConfig) -> None:
 @dataclasses.dataclass
 class TrainingParts:
     """Everything :func:`train` hands the Trainer, built by :func:`training_parts` (one place, so a loop by hand
-    in notebooks/04_matryoshka.ipynb uses the very objects ``train`` uses).
+    in notebooks/05_matryoshka.ipynb uses the very objects ``train`` uses).
 
     ``datasets``: one ``datasets.Dataset`` per dataset name, with a ``_row`` (row index) column; the collator also
     reads ``dataset_name``, a column the Trainer adds to each row (a loop by hand adds it itself). ``losses``: dataset name -> its :class:`~piccolo_lib.losses.PiccoloLoss` (the

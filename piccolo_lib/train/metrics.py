@@ -7,7 +7,7 @@ line. On resume the steps after the checkpoint are dropped, since they are train
 line in the middle is one error naming file and line) and replaces the file atomically.
 
 Split out of :mod:`piccolo_lib.train.loop` (issue 25, defect 6); ``from piccolo_lib.training import
-make_callback`` keeps working. Introduced in notebooks/05_multi_device.ipynb.
+make_callback`` keeps working. Introduced in notebooks/06_multi_device.ipynb.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Solutions of notebooks/05_multi_device.ipynb's exercises (explained in 05_multi_device.md).
+"""Solutions of notebooks/06_multi_device.ipynb's exercises (explained in 06_multi_device.md).
 
 Executed by ``exercises.fill`` in the notebook's namespace: it uses the notebook's variables.
 """

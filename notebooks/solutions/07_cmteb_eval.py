@@ -1,4 +1,4 @@
-"""Solutions of notebooks/06_cmteb_eval.ipynb's exercises (explained in 06_cmteb_eval.md).
+"""Solutions of notebooks/07_cmteb_eval.ipynb's exercises (explained in 07_cmteb_eval.md).
 
 Executed by ``exercises.fill`` in the notebook's namespace: it uses the notebook's variables.
 """

@@ -1,4 +1,4 @@
-"""Solutions of notebooks/09_synthetic_data.ipynb's exercises (explained in 09_synthetic_data.md).
+"""Solutions of notebooks/10_synthetic_data.ipynb's exercises (explained in 10_synthetic_data.md).
 
 Executed by ``exercises.fill`` in the notebook's namespace: it uses the notebook's variables.
 """

@@ -1,4 +1,4 @@
-"""Solutions of notebooks/10_search.ipynb's exercises (explained in 10_search.md).
+"""Solutions of notebooks/11_search.ipynb's exercises (explained in 11_search.md).
 
 Executed by ``exercises.fill`` in the notebook's namespace: it uses the notebook's variables.
 """

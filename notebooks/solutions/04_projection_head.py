@@ -1,4 +1,4 @@
-"""Solutions of notebooks/03_projection_head.ipynb's exercises (explained in 03_projection_head.md).
+"""Solutions of notebooks/04_projection_head.ipynb's exercises (explained in 04_projection_head.md).
 
 Executed by ``exercises.fill`` in the notebook's namespace: it uses the notebook's variables.
 """

@@ -1,4 +1,4 @@
-"""Solutions of notebooks/04_matryoshka.ipynb's exercises (explained in 04_matryoshka.md).
+"""Solutions of notebooks/05_matryoshka.ipynb's exercises (explained in 05_matryoshka.md).
 
 Executed by ``exercises.fill`` in the notebook's namespace: it uses the notebook's variables.
 """

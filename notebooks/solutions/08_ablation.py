@@ -1,4 +1,4 @@
-"""Solutions of notebooks/07_ablation.ipynb's exercises (explained in 07_ablation.md).
+"""Solutions of notebooks/08_ablation.ipynb's exercises (explained in 08_ablation.md).
 
 Executed by ``exercises.fill`` in the notebook's namespace: it uses the notebook's variables.
 """

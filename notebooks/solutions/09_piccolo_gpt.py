@@ -1,4 +1,4 @@
-"""Solutions of notebooks/08_piccolo_gpt.ipynb's exercises (explained in 08_piccolo_gpt.md).
+"""Solutions of notebooks/09_piccolo_gpt.ipynb's exercises (explained in 09_piccolo_gpt.md).
 
 Executed by ``exercises.fill`` in the notebook's namespace: it uses the notebook's variables.
 """
