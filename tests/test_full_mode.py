@@ -485,3 +485,38 @@ def test_piccolo_course_strip_fills_the_slug_from_the_remote(monkeypatch, capsys
     assert cli.main(["course", "--strip"]) == 0
     assert filled == ["someone/piccolo2-course"]
     assert "README.md: Colab repository set to someone/piccolo2-course" in capsys.readouterr().out
+
+
+def test_full_mode_defaults_fit_a_16_gb_t4(monkeypatch):
+    """configs/quickstart-full.yaml on Colab's free T4 (15 GiB usable, no bf16): fp16 autocast, and a memory bound.
+
+    Weights, gradients and AdamW's two moments are fp32 master copies: 16 bytes a parameter, counted on the
+    backbone's architecture (hfl/chinese-roberta-wwm-ext-large's published config.json: BERT-large, vocab 21128)
+    built on the meta device. Activations: GradCache holds ``gradient_cache_minibatch`` texts at a time, and with
+    gradient checkpointing each layer keeps only its input (fp16) plus one layer's working set while it is
+    recomputed (attention probabilities and their dropout mask, about ten hidden-size tensors, the 4x FFN).
+    """
+    from transformers import BertConfig, BertModel
+
+    from piccolo_lib.train.config import auto_precision, load_config
+
+    cfg = load_config(Path(__file__).parent.parent / "configs" / "quickstart-full.yaml", [])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert cfg.precision == "auto" and auto_precision("cuda") == "fp16"
+    assert cfg.gradient_cache and cfg.gradient_checkpointing
+
+    arch = BertConfig(vocab_size=21128, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                      intermediate_size=4096, max_position_embeddings=512)
+    with torch.device("meta"):
+        params = sum(p.numel() for p in BertModel(arch, add_pooling_layer=False).parameters())
+    params += arch.hidden_size * cfg.projection_dim + cfg.projection_dim  # the widening head
+    state = 16 * params
+    rows, length, h = cfg.gradient_cache_minibatch, max(cfg.passage_max_len, cfg.query_max_len), arch.hidden_size
+    boundaries = arch.num_hidden_layers * rows * length * h * 2
+    one_layer = rows * arch.num_attention_heads * length ** 2 * (2 + 2 + 1) + rows * length * h * 2 * (10 + 2 * 4)
+    embeddings = 2 * cfg.batch_size * (cfg.neg_num + 2) * cfg.projection_dim * 4  # GradCache's cached outputs
+    total = state + boundaries + one_layer + embeddings
+    gib = 2 ** 30
+    assert 300e6 < params < 340e6, params
+    assert total < 13 * gib, f"{total / gib:.1f} GiB estimated; a T4 has about 15 GiB for the run"
