@@ -22,7 +22,7 @@ MOVED = {  # old module path (under piccolo_lib) -> where its code lives now
     "validation": "data.validation", "sampling": "data.sampling",
     "backbones": "model.backbones", "e5_small": "model.e5_small", "model_card": "model.card",
     "merging": "model.merging", "packing": "model.packing", "gradcache": "train.adapter",
-    "losses.adapter": "train.adapter", "losses.routing": "tasks",
+    "losses.adapter": "train.adapter", "course.runcache": "train.runcache", "losses.routing": "tasks",
     "config": "train.config", "training": "train.loop", "checkpoints": "train.checkpoints",
     "refresh": "train.refresh", "mining": "train.mining",
     "local_benchmark": "evaluate.local", "evaluation": "evaluate.run", "cmteb": "evaluate.cmteb",

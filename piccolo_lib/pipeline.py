@@ -26,6 +26,7 @@ from .data import public
 from .evaluate.local import NEWS_DISTRACTORS
 from .model.backbones import DATA_SAMPLES
 from .train.loop import REPO_ROOT, load_config, train
+from .train.runcache import trained_model
 
 QUICK_CONFIG = REPO_ROOT / "configs" / "quickstart.yaml"  # e5-small, the real pretrained model
 TOY_CONFIG = REPO_ROOT / "configs" / "quickstart-toy.yaml"  # offline-bert, random init: the fastest run
@@ -126,7 +127,7 @@ def dropped_categories(before: dict, after: dict, tol: float = 0.0) -> dict[str,
 
 def quickstart(mode: str = "quick", config: str | Path | None = None, overrides: list[str] | None = None,
                data_dir: str | Path = DATA_SAMPLES / "eval", show_progress: bool = True,
-               backbone: str | None = None) -> dict:
+               backbone: str | None = None, reuse: bool = False) -> dict:
     """Train, evaluate and compare. Returns the evaluation summaries and timings.
 
     The bar is the starting point: the fine-tuned model must beat the same model before fine-tuning on
@@ -139,6 +140,8 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
         overrides: ``key=value`` strings applied on top of the config.
         data_dir: folder of the held-out eval files.
         backbone: shortcut for the ``backbone=`` override (``offline-bert`` also picks the toy's config).
+        reuse: train through :func:`piccolo_lib.train.runcache.trained_model`: a run with the same config, data and
+            code that an earlier call (or notebook) trained is loaded instead of trained again.
 
     The quickstart-only overrides ``review_rows=N`` and ``distractors=N`` (see the module docstring) are taken
     out of ``overrides`` before the config reads them. The result's ``real`` compares the real task(s).
@@ -177,7 +180,7 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     t1 = time.perf_counter()
     length = f"{cfg.max_steps} steps" if cfg.max_steps > 0 else f"{cfg.epochs} epochs"
     say(f"[quickstart] training {cfg.backbone} for {length} ...", flush=True)
-    final = train(cfg)
+    final = trained_model(cfg) if reuse else train(cfg)
     t2 = time.perf_counter()
     model = SentenceTransformer(str(final), device=device)
     dims = json.loads((final / "piccolo_training.json").read_text(encoding="utf-8"))["mrl_dims"]
@@ -197,8 +200,10 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
         "per_dim": per_dim, "dropped": drops, "real": real, "predictions": str(predictions),
         "seconds": {"eval_start": t1 - t0, "train": t2 - t1, "eval_finetuned": t3 - t2},
     }
-    with (final / "README.md").open("a", encoding="utf-8") as f:  # the model card gets its scores
-        f.write("\nHeld-out local benchmark (data_samples/eval):\n\n" + format_table([after] + per_dim) + "\n")
+    card = "\nHeld-out local benchmark (data_samples/eval):\n\n"
+    if card not in (final / "README.md").read_text(encoding="utf-8"):  # the model card gets its scores, once
+        with (final / "README.md").open("a", encoding="utf-8") as f:
+            f.write(card + format_table([after] + per_dim) + "\n")
     (out / "quickstart_results.json").write_text(json.dumps(result, indent=2, ensure_ascii=False), encoding="utf-8")
     print(f"\nHeld-out local C-MTEB-style benchmark (scores in %, data_samples/eval, {options['distractors']} news "
           f"distractors in the retrieval corpus), backbone {cfg.backbone}:")
@@ -224,11 +229,12 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
 
 
 def train_and_evaluate(cfg, data_dir: str | Path = DATA_SAMPLES / "eval", dims: list[int] | None = None,
-                       distractors: int = 0, real: bool = False, categories: list[str] | None = None) -> dict:
+                       distractors: int = 0, real: bool = False, categories: list[str] | None = None,
+                       reuse: bool = False) -> dict:
     """Train one config, then score the final model on the local benchmark (full width and ``dims``).
 
     ``distractors``, ``real`` and ``categories`` choose the tasks as :func:`evidence_tasks` does (defaults: the
-    six local tasks on the files alone).
+    six local tasks on the files alone). ``reuse``: train through the run cache, as :func:`quickstart`.
     Returns ``{"path": model folder, "summaries": [full, *dims]}`` (see ``evaluation.evaluate_model``).
     Results are cached under ``output_dir/eval``, which is cleared first: they belong to this run's weights.
     """
@@ -236,7 +242,7 @@ def train_and_evaluate(cfg, data_dir: str | Path = DATA_SAMPLES / "eval", dims: 
 
     from .evaluate.run import evaluate_model, reuse_embeddings
 
-    final = train(cfg)
+    final = trained_model(cfg) if reuse else train(cfg)
     eval_dir = Path(cfg.output_dir) / "eval"
     shutil.rmtree(eval_dir, ignore_errors=True)
     model = SentenceTransformer(str(final), device="cpu" if cfg.device == "cpu" else None)

@@ -297,7 +297,7 @@ def test_deepspeed_path_is_resolved_against_the_config_folder_then_the_repo_root
 # ---------------------------------------------------------------- item 10: one line for a user's mistake
 
 @pytest.mark.parametrize("extra, message, status", [  # 2: a config key or value (a usage error); 1: the data
-    (["lr=fast"], "piccolo train: {cfg}: key 'lr': expected a number > 0, got 'fast' (override lr=fast)", 2),
+    (["lr=fast"], "piccolo train: {cfg}: key 'lr': expected a number >= 0, got 'fast' (override lr=fast)", 2),
     (["pooling=meen"], "piccolo train: {cfg}: key 'pooling': 'meen' is not one of auto, mean, cls, lasttoken; "
                        "did you mean 'mean'?", 2),
     (["batchsize=8"], "piccolo train: {cfg}: unknown key 'batchsize'; did you mean 'batch_size'?", 2),

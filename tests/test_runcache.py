@@ -3,7 +3,7 @@
 import dataclasses
 from pathlib import Path
 
-from piccolo_lib.course import runcache
+from piccolo_lib.train import runcache
 from piccolo_lib.train.config import load_config
 from piccolo_lib.paths import REPO_ROOT
 

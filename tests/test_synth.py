@@ -442,7 +442,9 @@ def test_consistency_filter_drops_an_unrelated_positive(e5, tmp_path):
 
     good = [dict(t) for t in POOL[:8]]
     # an answer swapped for an unrelated passage: the real answer is only its "hard negative"
-    swapped = {"query": POOL[8]["query"], "positive": POOL[150]["positive"], "hard_negative": POOL[8]["positive"]}
+    # the unrelated passage: the one sharing the fewest characters with the query (chosen without the encoder)
+    far = min(POOL[9:], key=lambda t: len(set(t["positive"]) & set(POOL[8]["query"])) / len(set(t["positive"])))
+    swapped = {"query": POOL[8]["query"], "positive": far["positive"], "hard_negative": POOL[8]["positive"]}
     ranks = consistency_ranks(e5, good + [swapped])
     # each hand-written positive is in its query's top 2 (one of them trails its own hard negative)
     assert max(ranks[:8]) <= 1, ranks

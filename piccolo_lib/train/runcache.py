@@ -1,7 +1,7 @@
 """One training per configuration: the course trains each distinct run once and every later notebook reuses it.
 
-Notebook 00 fine-tunes e5-small with the quickstart config; 03 compares it with a run without the head, 04 with
-one without MRL, 06 evaluates it, 01 mines hard negatives with it. Trained in each notebook, the same seed-42
+Notebook 00 fine-tunes e5-small with the quickstart config; 04 compares it with a run without the head, 05 with
+one without MRL, 07 evaluates it, 11 indexes it, 01 mines hard negatives with it. Trained in each notebook, the same seed-42
 model would be trained four times. :func:`trained` keys a run by everything that decides its weights (the
 resolved config without its output folder, the content of its data files, the library's code) and keeps it under
 ``$PICCOLO_CACHE/course-runs/<key>``: the first notebook that asks trains it, the others load it and say so.
@@ -9,7 +9,8 @@ resolved config without its output folder, the content of its data files, the li
 The run folder holds what ``train`` writes (``final/``, ``metrics.jsonl``) and ``run.json`` (the key's inputs);
 it is written under a temporary name and renamed into place, so an interrupted training leaves no half run.
 
-Introduced in notebooks/00_overview.ipynb.
+Introduced in notebooks/00_overview.ipynb (``quickstart(..., reuse=True)``); a training concept, so it lives in
+``train`` where :mod:`piccolo_lib.pipeline` can use it (``piccolo_lib.course.runcache`` still imports).
 """
 
 from __future__ import annotations
@@ -90,3 +91,8 @@ def trained(cfg, *, verbose: bool = True) -> Path:
     if verbose:
         print(f"trained the run {key} and kept it for the notebooks that ask for the same config ({folder})")
     return folder
+
+
+def trained_model(cfg, *, verbose: bool = True) -> Path:
+    """:func:`trained`'s model folder (``final/``): a drop-in for ``train(cfg)``, which returns the same folder."""
+    return trained(cfg, verbose=verbose) / "final"
