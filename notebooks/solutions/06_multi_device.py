@@ -3,11 +3,11 @@
 Executed by ``exercises.fill`` in the notebook's namespace: it uses the notebook's variables.
 """
 
-# 1. bf16 weights (2) + bf16 gradients (2) + 12 optimizer bytes / 8 GPUs
-answer_1 = 2 + 2 + 12 / 8
+# 1. bf16 weights (2) + bf16 gradients (2) + 12 optimizer bytes / 16 GPUs
+answer_1 = 2 + 2 + 12 / 16
 
-# 2. every rank's positives and hard negatives
-answer_2 = 8 * 64 * (1 + 1)
+# 2. every rank's positives and hard negatives: 16 ranks x 32 rows x (1 positive + 3 negatives)
+answer_2 = 16 * 32 * (1 + 3)
 
 # 3. GPUs x grad_accum batches of one dataset per step, each of batch_size rows
 answer_3 = (4 * 2, 4 * 2 * 16)
