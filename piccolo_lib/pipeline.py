@@ -125,6 +125,19 @@ def dropped_categories(before: dict, after: dict, tol: float = 0.0) -> dict[str,
             if v is not None and after["categories"].get(c) is not None and after["categories"][c] < v - tol}
 
 
+def quickstart_run_config(mode: str, config: str | Path | None = None, overrides: list[str] | None = None,
+                          backbone: str | None = None):
+    """The training config :func:`quickstart` runs (the review split added) and its own options.
+
+    Notebooks that reuse the quickstart's model (01 mines with it, 07 scores it, 11 indexes it) build their
+    config here, so :func:`piccolo_lib.train.runcache.trained_model` finds the run notebook 00 trained.
+    ``mode`` must be resolved (``quick`` or ``full``). Returns ``(TrainConfig, options)``.
+    """
+    overrides, options = pipeline_options(list(overrides or []) + ([f"backbone={backbone}"] if backbone else []))
+    cfg = with_review_rows(load_config(quickstart_config(mode, config, backbone), overrides), options["review_rows"])
+    return cfg, options
+
+
 def quickstart(mode: str = "quick", config: str | Path | None = None, overrides: list[str] | None = None,
                data_dir: str | Path = DATA_SAMPLES / "eval", show_progress: bool = True,
                backbone: str | None = None, reuse: bool = False) -> dict:
@@ -156,8 +169,7 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     from .model import build_model
     from .evaluate.reporting import format_table
 
-    overrides, options = pipeline_options(list(overrides or []) + ([f"backbone={backbone}"] if backbone else []))
-    cfg = with_review_rows(load_config(quickstart_config(mode, config, backbone), overrides), options["review_rows"])
+    cfg, options = quickstart_run_config(mode, config, overrides, backbone)
     pretrained = cfg.backbone in PRETRAINED_BACKBONES or cfg.backbone not in ("offline-bert", "offline-decoder")
     start_name = "pretrained (zero-shot)" if pretrained else "untrained"
     out = Path(cfg.output_dir)
