@@ -41,8 +41,8 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 HERE = Path(__file__).resolve().parent
 ORDER = ("train_step", "mrl_overhead", "eval_encode", "scaling", "ceiling", "validate_speed", "real_model",
-         "gradcache", "refresh", "merging", "levers", "packing", "search", "course")
-ON_REQUEST = ("gradcache", "refresh", "merging", "levers", "packing", "search", "course")  # e5-small runs of 15-60 min: only with --only
+         "gradcache", "refresh", "refresh_scale", "merging", "levers", "packing", "search", "course")
+ON_REQUEST = ("gradcache", "refresh", "refresh_scale", "merging", "levers", "packing", "search", "course")  # e5-small runs of 15-60 min: only with --only
 DEFAULT = tuple(n for n in ORDER if n not in ON_REQUEST)
 BUDGET_S = 15 * 60  # the full run's target on an idle 2-core machine
 COURSE_ESTIMATE_S = 900  # until a course section has been measured (7 notebooks + quickstart)
@@ -126,7 +126,7 @@ def render(store: dict, course_note: str | None) -> str:
                                                            s["data"]),
         "real_model": lambda s: report.real_model_section(s["data"]),
         **{n: (lambda s, n=n: importlib.import_module(f"benchmarks.{n}").render(s["data"]))
-           for n in ("gradcache", "refresh", "merging", "levers", "packing", "search")},
+           for n in ("gradcache", "refresh", "refresh_scale", "merging", "levers", "packing", "search")},
     }
     for name in ORDER[:-1]:
         s = sec.get(name)
