@@ -6,8 +6,8 @@ Executed by ``exercises.fill`` in the notebook's namespace: it uses the notebook
 # 1. Linear(768, 1344) with bias: w * h weights + w biases
 answer_1 = 1344 * 768 + 1344
 
-# 2. 1 + (w - h) sigma^2
-answer_2 = 1 + (1792 - 1024) * 0.02 ** 2
+# 2. 1 + (w - h) sigma^2 for 768 -> 1344
+answer_2 = 1 + (1344 - 768) * 0.02 ** 2
 
 # 3. the head's rank (hidden) minus one for LayerNorm: 383 for e5-small, 127 for the toy
 answer_3 = hidden - 1
