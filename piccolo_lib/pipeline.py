@@ -154,7 +154,8 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
         data_dir: folder of the held-out eval files.
         backbone: shortcut for the ``backbone=`` override (``offline-bert`` also picks the toy's config).
         reuse: train through :func:`piccolo_lib.train.runcache.trained_model`: a run with the same config, data and
-            code that an earlier call (or notebook) trained is loaded instead of trained again.
+            code that an earlier call (or notebook) trained is loaded instead of trained again; both models'
+            embeddings are kept on disk too (``reuse_embeddings(persist=True)``), for the notebooks that score them.
 
     The quickstart-only overrides ``review_rows=N`` and ``distractors=N`` (see the module docstring) are taken
     out of ``overrides`` before the config reads them. The result's ``real`` compares the real task(s).
@@ -183,7 +184,7 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     say = print if show_progress else (lambda *a, **k: None)  # one line per phase; library-internal bars off
     say(f"[quickstart] evaluating the {start_name} model on the held-out benchmark and the real task ...", flush=True)
     predictions = eval_dir / "predictions"  # mteb's per-query rankings and per-text labels (notebook 00 reads them)
-    with reuse_embeddings(start):  # the zero-shot twin reuses the classification texts' embeddings
+    with reuse_embeddings(start, persist=reuse):  # the zero-shot twin reuses the classification texts' embeddings
         before = evaluate_model(start, tasks, eval_dir, model_name=start_name.split(" ")[0], show_progress=False,
                                 prediction_folder=predictions / "start")
     trim_rankings(predictions / "start")
@@ -197,7 +198,7 @@ def quickstart(mode: str = "quick", config: str | Path | None = None, overrides:
     model = SentenceTransformer(str(final), device=device)
     dims = json.loads((final / "piccolo_training.json").read_text(encoding="utf-8"))["mrl_dims"]
     say(f"[quickstart] evaluating the fine-tuned model at {len(dims)} dims ...", flush=True)
-    with reuse_embeddings(model):  # every dim is a prefix of one encoding
+    with reuse_embeddings(model, persist=reuse):  # every dim is a prefix of one encoding
         after = evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", show_progress=False,
                                prediction_folder=predictions / "finetuned")
         per_dim = [evaluate_model(model, tasks, eval_dir, model_name="piccolo2-finetuned", truncate_dim=d,
@@ -260,7 +261,7 @@ def train_and_evaluate(cfg, data_dir: str | Path = DATA_SAMPLES / "eval", dims: 
     model = SentenceTransformer(str(final), device="cpu" if cfg.device == "cpu" else None)
     tasks = evidence_tasks(data_dir, distractors, real, categories)
     name = Path(cfg.output_dir).name
-    with reuse_embeddings(model):  # every dim is a prefix of one encoding
+    with reuse_embeddings(model, persist=reuse):  # every dim is a prefix of one encoding
         summaries = [evaluate_model(model, tasks, eval_dir, model_name=name, truncate_dim=d, show_progress=False)
                      for d in [None, *(dims or [])]]
     return {"path": str(final), "summaries": summaries}

@@ -439,3 +439,39 @@ def test_reuse_embeddings_scores_every_dim_like_fresh_encodes(first_run, model, 
             assert b["tasks"][name]["main_score"] == pytest.approx(a["tasks"][name]["main_score"], abs=1e-3), name
     assert reused[2]["truncate_dim"] == 16 and model.truncate_dim is None
     assert "encode" not in vars(model)  # the instance patch is gone
+
+
+def test_persisted_embeddings_are_read_back_for_the_same_weights_only(model, data_dir: Path, tmp_path: Path,
+                                                                      monkeypatch, capsys) -> None:
+    """reuse_embeddings(persist=True): a second block on the same weights encodes nothing and scores the same; a
+    changed weight changes the fingerprint, so nothing is read back for it."""
+    import copy
+    import unittest.mock
+
+    import torch
+
+    from piccolo_lib.evaluate.run import model_fingerprint, reuse_embeddings
+
+    monkeypatch.setenv("PICCOLO_CACHE", str(tmp_path / "cache"))
+    tasks = [t for t in local_tasks(data_dir) if t.metadata.type in ("STS", "Retrieval")]
+    calls, encode = [], type(model).encode
+
+    def counting(self, inputs, *args, **kwargs):
+        calls.append(len(inputs))
+        return encode(self, inputs, *args, **kwargs)
+
+    with unittest.mock.patch.object(type(model), "encode", counting):
+        with reuse_embeddings(model, persist=True):
+            first = evaluate_model(model, tasks, tmp_path / "a", model_name="m", show_progress=False)
+        encoded = len(calls)
+        with reuse_embeddings(model, persist=True):
+            again = evaluate_model(model, tasks, tmp_path / "b", model_name="m", show_progress=False)
+    assert encoded > 0 and len(calls) == encoded  # the second block encoded nothing
+    assert "read from the cache (0 encoded now)" in capsys.readouterr().out
+    for name in first["tasks"]:
+        assert again["tasks"][name]["main_score"] == pytest.approx(first["tasks"][name]["main_score"], abs=1e-9)
+    other = copy.deepcopy(model)
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)
+    assert model_fingerprint(other) != model_fingerprint(model)
+    assert len(list((tmp_path / "cache" / "embeddings").iterdir())) == 1

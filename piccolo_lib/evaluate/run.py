@@ -171,8 +171,49 @@ def _run_settings(model: Any, truncate_dim: int | None, show_progress: bool) -> 
             datasets.enable_progress_bars()
 
 
+def model_fingerprint(model: SentenceTransformer) -> str:
+    """16 hex digits naming what decides ``model``'s embeddings: every weight's bytes, the module stack, the max
+    length and the prompts. Two models with the same fingerprint encode every text the same way."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    h.update(json.dumps([[type(m).__name__ for m in model], model.max_seq_length, model.prompts],
+                        sort_keys=True, default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _embedding_folder(model: SentenceTransformer) -> Path:
+    from ..paths import cache_root
+
+    return cache_root() / "embeddings" / model_fingerprint(model)
+
+
+def _load_embeddings(folder: Path) -> dict:
+    import json
+
+    if not (folder / "keys.json").is_file():
+        return {}
+    keys = json.loads((folder / "keys.json").read_text(encoding="utf-8"))
+    vectors = np.load(folder / "vectors.npy", allow_pickle=False)
+    return {(tuple(k[:3]), k[3]): row for k, row in zip(keys, vectors)}
+
+
+def _save_embeddings(folder: Path, store: dict) -> None:
+    import json
+
+    keys = [[*tag, text] for tag, text in store]
+    with atomic_path(folder) as tmp:  # readers see the old folder or the new one
+        tmp.mkdir(parents=True, exist_ok=True)
+        (tmp / "keys.json").write_text(json.dumps(keys, ensure_ascii=False), encoding="utf-8")
+        np.save(tmp / "vectors.npy", np.stack(list(store.values())).astype(np.float32), allow_pickle=False)
+
+
 @contextmanager
-def reuse_embeddings(model: SentenceTransformer) -> Iterator[dict]:
+def reuse_embeddings(model: SentenceTransformer, persist: bool = False) -> Iterator[dict]:
     """Within the block, ``model`` encodes each (text, prompt) once: later calls slice cached embeddings.
 
     For scoring one model at several Matryoshka dims: sentence-transformers truncates *after* the last
@@ -180,9 +221,16 @@ def reuse_embeddings(model: SentenceTransformer) -> Iterator[dict]:
     full-width embedding is exactly what a fresh truncated encode returns, and the dims after the first
     cost no encoding. The model must not change inside the block. Yields the cache (``{key: vector}``).
 
-    Written here because neither mteb nor sentence-transformers caches embeddings across evaluations.
+    With ``persist``, the cache also lives on disk under ``$PICCOLO_CACHE/embeddings/<model_fingerprint>``: a
+    later block (another notebook scoring the same weights) starts from it, and the block says how many texts it
+    found there. The course uses it so that one model is encoded once across notebooks.
+
+    Written here because sentence-transformers has no embedding cache, and mteb's ``CachedEmbeddingWrapper``
+    keys its files by task, so neither shares one encoding between tasks, dims and zero-shot twins.
     """
-    original, store = model.encode, {}
+    folder = _embedding_folder(model) if persist else None
+    original, store = model.encode, (_load_embeddings(folder) if folder else {})
+    loaded = len(store)
 
     def encode(inputs: Any, prompt_name: str | None = None, prompt: str | None = None,
                truncate_dim: int | None = None, convert_to_tensor: bool = False,
@@ -192,7 +240,7 @@ def reuse_embeddings(model: SentenceTransformer) -> Iterator[dict]:
         if not all(isinstance(t, str) for t in texts):  # images, pairs, dicts: not cached
             return original(inputs, prompt_name=prompt_name, prompt=prompt, truncate_dim=truncate_dim,
                             convert_to_tensor=convert_to_tensor, normalize_embeddings=normalize_embeddings, **kwargs)
-        tag = (prompt, prompt_name, kwargs.get("task"))
+        tag = (prompt, prompt_name, None if kwargs.get("task") is None else str(kwargs.get("task")))
         todo = [t for t in dict.fromkeys(texts) if (tag, t) not in store]
         if todo:
             dim, model.truncate_dim = model.truncate_dim, None
@@ -216,6 +264,11 @@ def reuse_embeddings(model: SentenceTransformer) -> Iterator[dict]:
         yield store
     finally:
         del model.encode  # back to the class's method
+        if folder is not None and len(store) > loaded:
+            _save_embeddings(folder, store)
+        if folder is not None and loaded:
+            print(f"embeddings: {loaded:,} texts of this model's earlier encodings read from the cache "
+                  f"({len(store) - loaded:,} encoded now)")
 
 
 def _prompts_used(wrapper: Any, task: Any) -> dict[str, str]:
