@@ -267,6 +267,20 @@ def train_and_evaluate(cfg, data_dir: str | Path = DATA_SAMPLES / "eval", dims: 
     return {"path": str(final), "summaries": summaries}
 
 
+_SHOWN_WARNINGS: set[tuple[str, str]] = set()
+
+
+def _recording_warnings(fn, item):
+    """``fn(item)`` in a worker, with the distinct warnings it raised (category, message, file, line)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        result = fn(item)
+    seen = dict.fromkeys((w.category, str(w.message), w.filename, w.lineno) for w in caught)
+    return result, list(seen)
+
+
 def run_side_by_side(fn, items: dict, workers: int = 2, threads: int = 1, desc: str | None = None) -> dict:
     """``{key: fn(item)}``, computed in ``workers`` fresh processes with ``threads`` torch threads each.
 
@@ -274,11 +288,14 @@ def run_side_by_side(fn, items: dict, workers: int = 2, threads: int = 1, desc: 
     intra-op thread, so two single-threaded runs side by side use two cores better than two runs in a
     row. Workers are started with ``spawn`` (fresh interpreters: no forked torch or CUDA state) and
     inherit the environment, so quick mode's offline switches hold; progress bars are turned off
-    (several would garble each other). ``fn`` must be importable (a module-level function).
+    (several would garble each other). ``fn`` must be importable (a module-level function). The workers'
+    warnings come back to this process, which shows each distinct one once (two runs of one recipe raise the
+    same warnings; printed by each worker, they would appear twice).
     ``workers=1`` runs in this process, one item after the other. ``desc``: a progress bar over items.
     """
     import multiprocessing
     import os
+    import warnings
     from concurrent.futures import ProcessPoolExecutor, as_completed
     from unittest import mock
 
@@ -294,8 +311,15 @@ def run_side_by_side(fn, items: dict, workers: int = 2, threads: int = 1, desc: 
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TQDM_DISABLE": "1"}
     with mock.patch.dict(os.environ, env), ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {key: pool.submit(fn, item) for key, item in items.items()}
+        futures = {key: pool.submit(_recording_warnings, fn, item) for key, item in items.items()}
         for _ in as_completed(futures.values()):
             bar.update()
         bar.close()
-        return {key: f.result() for key, f in futures.items()}
+        out = {}
+        for key, f in futures.items():
+            out[key], caught = f.result()
+            for category, message, filename, lineno in caught:
+                if (category.__name__, message) not in _SHOWN_WARNINGS:
+                    _SHOWN_WARNINGS.add((category.__name__, message))
+                    warnings.warn_explicit(message, category, filename, lineno)
+        return out

@@ -116,3 +116,23 @@ def test_bad_quickstart_and_eval_options_are_one_line_errors(capsys):
     assert cli.main(["eval", "offline-bert", "--mode", "quick", "--distractors", "-3", "--output", "/nonexistent/x"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["piccolo eval: distractors must be >= 0, got -3"]
+
+
+def _warns_and_doubles(x: int) -> int:
+    import warnings
+
+    warnings.warn("the same words from every run", UserWarning)
+    return 2 * x
+
+
+def test_side_by_side_runs_show_each_distinct_warning_once():
+    """Two workers raising the same warning: the caller sees it once, and the results come back in order."""
+    import warnings
+
+    from piccolo_lib.pipeline import run_side_by_side
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = run_side_by_side(_warns_and_doubles, {"a": 1, "b": 2}, workers=2)
+    assert out == {"a": 2, "b": 4}
+    assert [str(w.message) for w in caught].count("the same words from every run") == 1
