@@ -25,7 +25,7 @@ quickstart: install
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-# The executed course under docs/course/ (every notebook in quick mode, ~25 min on 2 cores): run it after
+# The executed course under docs/course/ (every notebook in quick mode, about 35 min on 2 cores: docs/course/README.md has the times): run it after
 # changing a notebook; tests/test_pages.py fails while a page is older than its notebook.
 pages: install
 	$(VENV)/bin/piccolo course --publish
