@@ -62,9 +62,13 @@ def run_inputs(cfg) -> dict:
     return {"config": config, "data": _digest(_data_files(cfg)), "code": _digest(code)}
 
 
+def _key(inputs: dict) -> str:
+    return hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def run_key(cfg) -> str:
     """16 hex digits naming the run of ``cfg`` (same key, same weights)."""
-    return hashlib.sha256(json.dumps(run_inputs(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return _key(run_inputs(cfg))
 
 
 def runs_root() -> Path:
@@ -78,8 +82,8 @@ def trained(cfg, *, verbose: bool = True) -> Path:
     """
     from ..train.loop import train
 
-    inputs = run_inputs(cfg)
-    key = hashlib.sha256(json.dumps(inputs, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    inputs = run_inputs(cfg)  # computed once: the key and run.json both come from it
+    key = _key(inputs)
     folder = runs_root() / key
     if (folder / "final" / "modules.json").is_file() and (folder / "run.json").is_file():
         if verbose:
